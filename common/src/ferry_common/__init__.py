@@ -1,0 +1,1 @@
+"""Shared by every Ferry component; stdlib only so it adds nothing to any image."""

@@ -1,0 +1,1 @@
+"""A real single-node Kubernetes control plane built from upstream Go modules, run as local processes."""
