@@ -1,17 +1,34 @@
-"""`python -m localcluster tools|up|down|status`: the Makefile's cluster targets."""
+"""Build, start and stop Ferry's local Kubernetes control plane (the Makefile's cluster targets)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from . import tools
+from . import cluster, tools
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="localcluster", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p_tools = sub.add_parser("tools", help="build the cluster's binaries from Go modules (cached by version)")
+    p_tools = sub.add_parser(
+        "tools", help="build etcd, Kubernetes, kwok, helm and KServe from Go modules (cached)"
+    )
     p_tools.add_argument("--force", action="store_true", help="rebuild even when cached")
+    sub.add_parser("up", help="start the cluster (reuses a healthy one) and write .local/kubeconfig")
+    sub.add_parser("down", help="stop every process the cluster started and remove its state")
+    sub.add_parser("status", help="exit 0 when the cluster is up, 1 otherwise")
+    sub.add_parser("bin", help="print the directories holding the built binaries (for PATH)")
     args = parser.parse_args(argv)
     if args.cmd == "tools":
         tools.ensure_tools(force=args.force)
+    elif args.cmd == "up":
+        cluster.up()
+    elif args.cmd == "down":
+        cluster.down()
+    elif args.cmd == "status":
+        up = cluster.is_up()
+        print("up" if up else "down")
+        sys.exit(0 if up else 1)
+    elif args.cmd == "bin":
+        print(":".join(str(t.bindir) for t in tools.ALL))

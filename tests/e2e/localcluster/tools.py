@@ -116,7 +116,14 @@ def build_control_plane() -> None:
         replaces=_staging_replaces(module_gomod("k8s.io/kubernetes", k8s), staging) + etcd_replaces,
     )
     log("resolving Kubernetes + etcd modules (first run downloads ~1 GB)")
-    go(["get", *[f"k8s.io/kubernetes/cmd/{c}@{k8s}" for c in K8S_COMMANDS], f"go.etcd.io/etcd/server/v3@{versions.ETCD}"], work)
+    go(
+        [
+            "get",
+            *[f"k8s.io/kubernetes/cmd/{c}@{k8s}" for c in K8S_COMMANDS],
+            f"go.etcd.io/etcd/server/v3@{versions.ETCD}",
+        ],
+        work,
+    )
     ldflags = " ".join(
         [
             f"-X k8s.io/component-base/version.gitVersion={k8s}",
@@ -131,13 +138,20 @@ def build_control_plane() -> None:
     out.mkdir(parents=True, exist_ok=True)
     log("compiling kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd")
     go(
-        ["build", "-trimpath", "-ldflags", ldflags, "-o", str(out) + "/",
-         *[f"k8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS], "go.etcd.io/etcd/server/v3"],
+        [
+            "build",
+            "-trimpath",
+            "-ldflags",
+            ldflags,
+            "-o",
+            str(out) + "/",
+            *[f"k8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS],
+            "go.etcd.io/etcd/server/v3",
+        ],
         work,
     )
-    # The etcd server's main package is named after its directory.
-    if (out / "v3").exists():
-        (out / "v3").rename(out / "etcd")
+    # The etcd server's main package lives in a directory called "server".
+    (out / "server").replace(out / "etcd")
 
 
 def build_kwok() -> None:
@@ -159,7 +173,18 @@ def build_helm() -> None:
         ]
     )
     HELM.bindir.mkdir(parents=True, exist_ok=True)
-    go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(HELM.bindir / "helm"), "helm.sh/helm/v3/cmd/helm"], work)
+    go(
+        [
+            "build",
+            "-trimpath",
+            "-ldflags",
+            ldflags,
+            "-o",
+            str(HELM.bindir / "helm"),
+            "helm.sh/helm/v3/cmd/helm",
+        ],
+        work,
+    )
 
 
 def build_kserve() -> None:
@@ -178,8 +203,15 @@ def build_kserve() -> None:
     go(["get", f"github.com/kserve/kserve/cmd/manager@{versions.KSERVE}"], work)
     KSERVE.bindir.mkdir(parents=True, exist_ok=True)
     go(
-        ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(KSERVE.bindir / "kserve-manager"),
-         "github.com/kserve/kserve/cmd/manager"],
+        [
+            "build",
+            "-trimpath",
+            "-ldflags",
+            "-s -w",
+            "-o",
+            str(KSERVE.bindir / "kserve-manager"),
+            "github.com/kserve/kserve/cmd/manager",
+        ],
         work,
     )
 
