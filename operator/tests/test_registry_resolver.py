@@ -1,0 +1,86 @@
+"""The resolver against a real MLflow server: versions, aliases, missing things, outages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from ferry_operator.registry import Registry, RegistryConfig, RegistryError
+from ferry_operator.resource import ModelRef
+from localcluster.procs import free_port
+from operator_testing import RegisteredModel
+
+
+@pytest.fixture
+async def registry(registered_model: RegisteredModel) -> AsyncIterator[Registry]:
+    reg = Registry(RegistryConfig(registered_model.tracking_uri))
+    yield reg
+    await reg.aclose()
+
+
+async def test_resolves_a_pinned_version(registry: Registry, registered_model: RegisteredModel) -> None:
+    got = await registry.resolve(ModelRef(name=registered_model.name, version="2"))
+    assert (got.version, got.status, got.uri) == ("2", "READY", f"models:/{registered_model.name}/2")
+    assert got.run_id and got.source
+
+
+async def test_resolves_an_alias_to_its_version(
+    registry: Registry, registered_model: RegisteredModel
+) -> None:
+    got = await registry.resolve(ModelRef(name=registered_model.name, alias="champion"))
+    assert got.version == registered_model.versions[0]
+
+
+@pytest.mark.parametrize(
+    ("ref", "reason"),
+    [
+        (ModelRef(name="no-such-model", alias="champion"), "ModelNotFound"),
+        (ModelRef(name="no-such-model", version="1"), "ModelNotFound"),
+        (ModelRef(name="ferry-echo", version="99"), "VersionNotFound"),
+        (ModelRef(name="ferry-echo", alias="nobody"), "AliasNotFound"),
+    ],
+)
+async def test_missing_things_are_named_and_not_retryable(
+    registry: Registry, ref: ModelRef, reason: str
+) -> None:
+    with pytest.raises(RegistryError) as err:
+        await registry.resolve(ref)
+    assert err.value.reason == reason and not err.value.retryable
+    assert ref.name in err.value.message
+
+
+async def test_unreachable_registry_is_retryable() -> None:
+    reg = Registry(RegistryConfig(f"http://127.0.0.1:{free_port()}", timeout_seconds=2))
+    with pytest.raises(RegistryError) as err:
+        await reg.resolve(ModelRef(name="m", alias="a"))
+    await reg.aclose()
+    assert err.value.reason == "RegistryUnavailable" and err.value.retryable
+    assert "unreachable" in err.value.message
+
+
+async def test_server_errors_are_retryable() -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(503, json={"message": "overloaded"}))
+    reg = Registry(RegistryConfig("http://registry"), transport=transport)
+    with pytest.raises(RegistryError) as err:
+        await reg.resolve(ModelRef(name="m", version="1"))
+    assert err.value.retryable and "overloaded" in err.value.message
+
+
+async def test_sends_the_configured_token() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return httpx.Response(200, json={"model_version": {"name": "m", "version": "1", "status": "READY"}})
+
+    reg = Registry(RegistryConfig("http://registry", token="s3cret"), transport=httpx.MockTransport(handler))
+    assert (await reg.resolve(ModelRef(name="m", version="1"))).version == "1"
+    assert seen == ["Bearer s3cret"]
+
+
+async def test_reads_the_logged_input_example(registry: Registry, registered_model: RegisteredModel) -> None:
+    resolved = await registry.resolve(ModelRef(name=registered_model.name, version="1"))
+    example = await registry.input_example(resolved)
+    assert example is not None
+    assert "pclass" in str(example)
