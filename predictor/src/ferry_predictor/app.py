@@ -1,0 +1,334 @@
+"""The HTTP surface: KServe v1, Open Inference Protocol v2, health, metadata and /metrics.
+
+A bare ASGI application rather than FastAPI: on the fast path the model answers in tens of
+microseconds, so routing, body parsing and validation layers would be most of a request's cost.
+The model loads in a background thread; until it has loaded, the server is live but not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from ferry_common.errors import ErrorCode, FerryError, envelope, new_request_id
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ferry_predictor import __version__
+from ferry_predictor.codec import Identity, decode_v1, decode_v2, encode_v1, encode_v2
+from ferry_predictor.config import Config
+from ferry_predictor.metrics import Metrics
+from ferry_predictor.model import LoadedModel, load
+from ferry_predictor.secrets import redact
+
+log = logging.getLogger("ferry_predictor")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Loader = Callable[[Config], LoadedModel]
+
+_JSON = b"application/json"
+_DUMP_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def default_loader(config: Config) -> LoadedModel:
+    return load(config.model_uri, config.tracking_uri, config.workdir, config.version_override)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: bytes = _JSON
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+class PredictorApp:
+    def __init__(
+        self, config: Config, metrics: Metrics | None = None, loader: Loader = default_loader
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.loader = loader
+        self.model: LoadedModel | None = None
+        self.load_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        name = config.model_name
+        self._v1_predict = f"/v1/models/{name}:predict"
+        self._v2_prefix = f"/v2/models/{name}"
+
+    # -- model loading -------------------------------------------------------------------------
+
+    def start_loading(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._load_until_loaded, name="model-loader", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _load_until_loaded(self) -> None:
+        cfg = self.config
+        delay, attempt = 2.0, 1
+        log.info("loading model %r from %s", cfg.model_name, redact(cfg.model_uri))
+        while not self._stop.is_set():
+            try:
+                model = self.loader(cfg)
+            except Exception as exc:
+                self.load_error = self._scrub(f"{type(exc).__name__}: {exc}")
+                self.metrics.load_failures.labels(cfg.model_name).inc()
+                log.error(
+                    "model %r failed to load (attempt %d) from %s: %s; not ready, retrying in %.0fs",
+                    cfg.model_name,
+                    attempt,
+                    redact(cfg.model_uri),
+                    self.load_error,
+                    delay,
+                )
+                self._stop.wait(delay)
+                delay, attempt = min(delay * 2, cfg.retry_max_seconds), attempt + 1
+                continue
+            self.model, self.load_error = model, None
+            m, v = cfg.model_name, self.version
+            self.metrics.ready.labels(m, v).set(1)
+            self.metrics.load_seconds.labels(m, v).set(model.load_seconds)
+            self.metrics.fast_path.labels(m, v).set(1 if model.fast else 0)
+            log.info("model %r version %s ready (fast path %s)", m, v, "on" if model.fast else "off")
+            return
+
+    def _scrub(self, text: str) -> str:
+        for secret in (self.config.tracking_uri, self.config.model_uri):
+            if secret and redact(secret) != secret:
+                text = text.replace(secret, redact(secret))
+        return text
+
+    @property
+    def version(self) -> str:
+        if self.model is not None:
+            return self.model.version
+        return self.config.version_override or "unknown"
+
+    def identity(self) -> Identity:
+        return Identity(self.config.model_name, self.version, self.config.color)
+
+    # -- ASGI ----------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.start_loading()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = _header(scope, b"x-request-id") or new_request_id()
+        method, path = scope["method"], scope["path"]
+        try:
+            if method == "POST":
+                if path == self._v1_predict:
+                    response = await self._infer(scope, receive, request_id, "v1")
+                elif (
+                    path.startswith(self._v2_prefix)
+                    and path.endswith("/infer")
+                    and self._v2_model_path(path[:-6])
+                ):
+                    response = await self._infer(scope, receive, request_id, "v2")
+                else:
+                    response = self._not_found_or_method(path, "POST")
+            elif method in ("GET", "HEAD"):
+                response = self._get(path)
+            else:
+                raise FerryError(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not supported here")
+        except FerryError as err:
+            extra = tuple((k.lower().encode(), v.encode()) for k, v in err.headers.items())
+            response = Response(err.status, orjson.dumps(err.envelope(request_id)), headers=extra)
+        except Exception:
+            log.exception("unexpected error on %s %s (request %s)", method, path, request_id)
+            response = Response(
+                500, orjson.dumps(envelope(ErrorCode.INTERNAL, "internal error", None, request_id))
+            )
+        await self._send(send, response, request_id, head=method == "HEAD")
+
+    def _v2_model_path(self, path: str) -> bool:
+        """``/v2/models/NAME`` or ``/v2/models/NAME/versions/V`` (any version: one model per server)."""
+        rest = path[len(self._v2_prefix) :]
+        return rest == "" or (rest.startswith("/versions/") and "/" not in rest[10:] and len(rest) > 10)
+
+    async def _send(self, send: Send, r: Response, request_id: str, head: bool = False) -> None:
+        headers = [(b"content-type", r.content_type), (b"x-request-id", request_id.encode()), *r.headers]
+        if self.model is not None:
+            headers.append((b"x-ferry-model-version", self.model.version.encode()))
+        if self.config.color:
+            headers.append((b"x-ferry-color", self.config.color.encode()))
+        await send({"type": "http.response.start", "status": r.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else r.body})
+
+    def _get(self, path: str) -> Response:
+        name = self.config.model_name
+        ready = self.model is not None
+        if path in ("/", "/v2/health/live"):
+            return _json(200, {"status": "alive", "live": True})
+        if path == "/v2/health/ready":
+            return _json(200 if ready else 503, {"ready": ready})
+        if path == "/metrics":
+            return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST.encode())
+        if path == "/v2":
+            return _json(200, {"name": "ferry-predictor", "version": __version__, "extensions": []})
+        if path == "/v1/models":
+            return _json(200, {"models": [name]})
+        if path == f"/v1/models/{name}":
+            return _json(200 if ready else 503, {"name": name, "ready": ready})
+        if path == f"{self._v2_prefix}/ready" or (path.endswith("/ready") and self._v2_model_path(path[:-6])):
+            return _json(200 if ready else 503, {"name": name, "ready": ready})
+        if path.startswith(self._v2_prefix) and self._v2_model_path(path):
+            return _json(200, self._metadata())
+        return self._not_found_or_method(path, "GET")
+
+    def _not_found_or_method(self, path: str, method: str) -> Response:
+        if path.startswith(("/v1/models/", "/v2/models/")):
+            known = path.startswith((f"/v1/models/{self.config.model_name}", self._v2_prefix))
+            if not known:
+                raise FerryError(
+                    ErrorCode.MODEL_NOT_FOUND,
+                    f"no model named in {path!r}; this server serves {self.config.model_name!r}",
+                )
+            if method == "GET" and (path.endswith(":predict") or path.endswith("/infer")):
+                raise FerryError(ErrorCode.METHOD_NOT_ALLOWED, f"{path} takes POST")
+        raise FerryError(ErrorCode.NOT_FOUND, f"no route {method} {path}")
+
+    def _metadata(self) -> dict[str, Any]:
+        m = self.model
+        inputs: list[dict[str, Any]] = []
+        if m is not None and m.schema is not None:
+            inputs = [
+                {
+                    "name": c.name,
+                    "datatype": _V2_TYPES.get(c.type, "BYTES"),
+                    "shape": [-1],
+                    "parameters": {"required": c.required},
+                }
+                for c in m.schema.columns
+            ]
+        outputs: list[dict[str, Any]] = [{"name": "predictions", "datatype": "BYTES", "shape": [-1]}]
+        if (m is not None and m.fast is not None) or (
+            m is not None and hasattr(m.estimator, "predict_proba")
+        ):
+            outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, -1]})
+        return {
+            "name": self.config.model_name,
+            "versions": [self.version],
+            "platform": f"mlflow-{m.flavor}" if m else "mlflow",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": {
+                "color": self.config.color,
+                "ready": m is not None,
+                "fast_path": bool(m and m.fast),
+                "model_uri": redact(self.config.model_uri),
+            },
+        }
+
+    async def _infer(self, scope: Scope, receive: Receive, request_id: str, protocol: str) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await self._infer_inner(scope, receive, request_id, protocol)
+            status = response.status
+            return response
+        except FerryError as err:
+            status = err.status
+            raise
+        finally:
+            self.metrics.observe_request(
+                self.config.model_name, self.version, protocol, status, time.perf_counter() - started
+            )
+
+    async def _infer_inner(self, scope: Scope, receive: Receive, request_id: str, protocol: str) -> Response:
+        body = await self._read_body(scope, receive)
+        model = self.model
+        if model is None:
+            raise FerryError(
+                ErrorCode.MODEL_NOT_READY,
+                f"model {self.config.model_name!r} is not loaded yet",
+                headers={"retry-after": "5"},
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise FerryError(ErrorCode.INVALID_JSON, f"request body is not valid JSON: {exc}") from None
+        decode = decode_v1 if protocol == "v1" else decode_v2
+        batch = decode(payload, model.schema, self.config.max_batch_rows)
+        if model.blocking:
+            prediction = await asyncio.to_thread(model.predict, batch)
+        else:
+            prediction = model.predict(batch)
+        self.metrics.observe_batch(
+            self.config.model_name, model.version, batch, model.schema, prediction.labels
+        )
+        who = self.identity()
+        out = encode_v1(prediction, who) if protocol == "v1" else encode_v2(prediction, who, request_id)
+        return Response(200, orjson.dumps(out, option=_DUMP_OPTS))
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.config.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(int(declared), limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(size, limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if size == 0:
+            raise FerryError(ErrorCode.INVALID_JSON, "request body is empty; send a JSON object")
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_V2_TYPES = {
+    "long": "INT64",
+    "integer": "INT32",
+    "double": "FP64",
+    "float": "FP32",
+    "string": "BYTES",
+    "boolean": "BOOL",
+}
+
+
+def _too_large(size: int, limit: int) -> FerryError:
+    return FerryError(
+        ErrorCode.PAYLOAD_TOO_LARGE, f"request body of {size}+ bytes exceeds the limit of {limit} bytes"
+    )
+
+
+def _json(status: int, obj: Any) -> Response:
+    return Response(status, orjson.dumps(obj))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
