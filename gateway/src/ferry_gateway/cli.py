@@ -1,0 +1,218 @@
+"""``ferry``: manage API keys in a consumers file and mint development tokens.
+
+ferry keys create --consumer NAME [--file F] [--tier T] [--scopes predict,preview] [--expires-in S]
+ferry keys revoke --consumer NAME --id KEY_ID [--file F]
+ferry keys list [--file F]
+ferry token --consumer NAME [--scopes ...] [--tier T] [--expires-in S] [--audience AUD]
+ferry jwks            # the development JWKS (what `ferry-gateway --dev` trusts)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ferry_gateway.apikeys import PEPPER_ENV, PEPPER_FILE_ENV, generate_key, hash_key, key_id, load_pepper
+from ferry_gateway.consumer_crd import SCOPES
+from ferry_gateway.consumers import parse_consumers_file
+from ferry_gateway.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks, mint_token
+
+DEFAULT_FILE = os.environ.get("FERRY_CONSUMERS_FILE", "consumers.yaml")
+
+
+def _scopes(value: str) -> list[str]:
+    scopes = [s.strip() for s in value.split(",") if s.strip()]
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown scope(s) {', '.join(bad)}; known: {', '.join(SCOPES)}")
+    return scopes
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return n
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {"consumers": []}
+    text = path.read_text()
+    parse_consumers_file(text, str(path))  # refuse to edit a file the gateway would reject
+    doc = yaml.safe_load(text) or {}
+    doc.setdefault("consumers", [])
+    return dict(doc)
+
+
+def _save(path: Path, doc: dict[str, Any]) -> None:
+    text = yaml.safe_dump(doc, sort_keys=False)
+    parse_consumers_file(text, str(path))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # the gateway never sees half a file
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    doc = _load(path)
+    entry = next((c for c in doc["consumers"] if c.get("name") == args.consumer), None)
+    if entry is None:
+        entry = {
+            "name": args.consumer,
+            "tier": args.tier or "free",
+            "scopes": args.scopes or ["predict"],
+            "apiKeys": [],
+        }
+        doc["consumers"].append(entry)
+        print(f"created consumer {args.consumer} (tier {entry['tier']})", file=sys.stderr)
+    else:
+        if args.tier:
+            entry["tier"] = args.tier
+        if args.scopes:
+            entry["scopes"] = args.scopes
+    key = generate_key()
+    stored = hash_key(load_pepper(dev=args.dev), key)
+    now = datetime.now(UTC)
+    record: dict[str, Any] = {"hash": stored, "createdAt": _iso(now)}
+    if args.expires_in:
+        record["expiresAt"] = _iso(now + timedelta(seconds=args.expires_in))
+    entry.setdefault("apiKeys", []).append(record)
+    _save(path, doc)
+    print(
+        f"key {key_id(stored)} for {args.consumer} written to {path}; the key is shown once:", file=sys.stderr
+    )
+    print(key)
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    doc = _load(path)
+    for c in doc["consumers"]:
+        if c.get("name") != args.consumer:
+            continue
+        for k in c.get("apiKeys", []):
+            if key_id(k["hash"]) == args.id:
+                k["revoked"] = True
+                _save(path, doc)
+                print(f"revoked key {args.id} of {args.consumer}", file=sys.stderr)
+                return 0
+    print(f"ferry keys revoke: no key {args.id!r} for consumer {args.consumer!r} in {path}", file=sys.stderr)
+    return 1
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    doc = _load(Path(args.file))
+    rows = [("CONSUMER", "TIER", "KEY ID", "CREATED", "EXPIRES", "STATE")]
+    now = time.time()
+    for c in doc["consumers"]:
+        for k in c.get("apiKeys", []):
+            expires = k.get("expiresAt")
+            exp_ts = expires.timestamp() if isinstance(expires, datetime) else None
+            if isinstance(expires, str):
+                exp_ts = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp()
+            state = (
+                "revoked"
+                if k.get("revoked")
+                else ("expired" if exp_ts is not None and exp_ts <= now else "active")
+            )
+            rows.append(
+                (
+                    c["name"],
+                    c.get("tier", "free"),
+                    key_id(k["hash"]),
+                    str(k.get("createdAt", "-")),
+                    str(expires or "never"),
+                    state,
+                )
+            )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    print(mint_token(args.consumer, args.scopes, args.tier, args.expires_in, args.audience, args.issuer))
+    return 0
+
+
+def jwks(_: argparse.Namespace) -> int:
+    print(json.dumps(dev_jwks(), indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ferry", description="Ferry gateway credentials: API keys and dev tokens."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    keys = sub.add_parser("keys", help="create, revoke and list API keys in a consumers file")
+    ks = keys.add_subparsers(dest="keys_command", required=True)
+    pepper_help = f"the key-hash secret comes from ${PEPPER_ENV} or ${PEPPER_FILE_ENV}"
+    c = ks.add_parser(
+        "create",
+        help="create a key (printed once) and store its keyed hash",
+        description=f"Create an API key; {pepper_help} (or the dev pepper with --dev).",
+    )
+    c.add_argument("--consumer", required=True)
+    c.add_argument("--file", default=DEFAULT_FILE, help=f"consumers YAML (default {DEFAULT_FILE})")
+    c.add_argument("--tier", help="tier for a new consumer (default free), or change it")
+    c.add_argument(
+        "--scopes", type=_scopes, help=f"comma-separated, from {', '.join(SCOPES)} (default predict)"
+    )
+    c.add_argument("--expires-in", type=_positive, metavar="SECONDS", help="the key stops working after this")
+    c.add_argument(
+        "--dev", action="store_true", help="use the development pepper (matches ferry-gateway --dev)"
+    )
+    c.set_defaults(func=keys_create)
+    r = ks.add_parser("revoke", help="revoke a key; a running gateway refuses it on the next request")
+    r.add_argument("--consumer", required=True)
+    r.add_argument("--id", required=True, help="the KEY ID shown by `ferry keys list`")
+    r.add_argument("--file", default=DEFAULT_FILE)
+    r.set_defaults(func=keys_revoke)
+    ls = ks.add_parser("list", help="list keys (ids and states, never the keys)")
+    ls.add_argument("--file", default=DEFAULT_FILE)
+    ls.set_defaults(func=keys_list)
+
+    t = sub.add_parser("token", help="mint a development JWT signed with the dev key pair")
+    t.add_argument("--consumer", required=True, help="becomes the sub claim")
+    t.add_argument(
+        "--scopes", type=_scopes, default=None, help="comma-separated scopes (default: the consumer's)"
+    )
+    t.add_argument("--tier", help="tier claim (default: the consumer's)")
+    t.add_argument("--expires-in", type=_positive, default=3600, metavar="SECONDS", help="default 3600")
+    t.add_argument("--audience", default=DEV_AUDIENCE, help=f"default {DEV_AUDIENCE}")
+    t.add_argument("--issuer", default=DEV_ISSUER, help=f"default {DEV_ISSUER}")
+    t.set_defaults(func=token)
+
+    j = sub.add_parser("jwks", help="print the development JWKS")
+    j.set_defaults(func=jwks)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"ferry: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
