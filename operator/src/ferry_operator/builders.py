@@ -1,0 +1,150 @@
+"""Pure builders of the objects a ModelDeployment owns: one InferenceService per colour, two Services.
+
+Plain functions of data, returning the dicts the shell applies. Names and labels here are the
+contract with the gateway (Services ``NAME`` and ``NAME-preview`` on port 80) and with the
+predictor (env MODEL_URI, MLFLOW_TRACKING_URI, FERRY_COLOR, FERRY_MODEL_VERSION).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ferry_operator.resource import GROUP, KIND, VERSION, Color, ModelDeploymentSpec
+
+ISVC_API_VERSION = "serving.kserve.io/v1beta1"
+ISVC_KIND = "InferenceService"
+PREDICTOR_PORT = 8080
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_DEPLOYMENT = f"{GROUP}/deployment"
+LABEL_COLOR = f"{GROUP}/color"
+LABEL_VERSION = f"{GROUP}/model-version"
+ANNOTATION_COMMAND = f"{GROUP}/command"
+# A selector value no pod carries: how a Service says "no colour is Ready, route nowhere".
+NO_COLOR = "none"
+
+
+@dataclass(frozen=True)
+class Owner:
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class PredictorSettings:
+    """Operator-wide settings the predictor needs (from the operator's configuration)."""
+
+    tracking_uri: str
+    # A Secret in the ModelDeployment's namespace whose keys (MLFLOW_TRACKING_TOKEN, ...) become env.
+    credentials_secret: str | None = None
+    deployment_mode: str = "RawDeployment"
+
+
+def isvc_name(md_name: str, color: Color) -> str:
+    return f"{md_name}-{color.value}"
+
+
+def service_names(md_name: str) -> tuple[str, str]:
+    return md_name, f"{md_name}-preview"
+
+
+def _labels(owner: Owner) -> dict[str, str]:
+    return {LABEL_MANAGED_BY: "ferry", LABEL_DEPLOYMENT: owner.name}
+
+
+def inference_service(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    color: Color,
+    model_name: str,
+    version: str,
+    min_replicas: int,
+    settings: PredictorSettings,
+) -> dict[str, Any]:
+    """The InferenceService of one colour, pinned to one registry version.
+
+    The URI is pinned (``models:/NAME/VERSION``) even when the spec follows an alias: a pod that
+    restarts must load the version its colour was verified with, not wherever the alias is now.
+    """
+    a = spec.autoscaling
+    pod_labels = {**_labels(owner), LABEL_COLOR: color.value, LABEL_VERSION: version}
+    env = [
+        {"name": "MODEL_URI", "value": f"models:/{model_name}/{version}"},
+        {"name": "MLFLOW_TRACKING_URI", "value": settings.tracking_uri},
+        {"name": "FERRY_COLOR", "value": color.value},
+        {"name": "FERRY_MODEL_VERSION", "value": version},
+    ]
+    model: dict[str, Any] = {
+        "modelFormat": {"name": "mlflow"},
+        "runtime": spec.predictor.runtime,
+        "env": env,
+        "resources": spec.predictor.resources.model_dump(exclude_none=True),
+    }
+    if settings.credentials_secret:
+        model["envFrom"] = [{"secretRef": {"name": settings.credentials_secret, "optional": True}}]
+    return {
+        "apiVersion": ISVC_API_VERSION,
+        "kind": ISVC_KIND,
+        "metadata": {
+            "name": isvc_name(owner.name, color),
+            "namespace": owner.namespace,
+            "labels": pod_labels,
+            "annotations": {
+                "serving.kserve.io/deploymentMode": settings.deployment_mode,
+                "serving.kserve.io/autoscalerClass": "hpa",
+                "serving.kserve.io/metrics": a.metric.value,
+                "serving.kserve.io/targetUtilizationPercentage": str(a.target),
+            },
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "predictor": {
+                # The floor may be raised for a rollout (never above max: the CRD keeps min <= max).
+                "minReplicas": max(min_replicas, a.minReplicas),
+                "maxReplicas": max(a.maxReplicas, min_replicas),
+                "scaleMetric": a.metric.value,
+                "scaleTarget": a.target,
+                "labels": pod_labels,
+                "model": model,
+            }
+        },
+    }
+
+
+def service(owner: Owner, name: str, color: Color | None, role: str) -> dict[str, Any]:
+    """A stable Service whose selector points at one colour's predictor pods (or at none)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": {**_labels(owner), f"{GROUP}/role": role},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {LABEL_DEPLOYMENT: owner.name, LABEL_COLOR: color.value if color else NO_COLOR},
+            "ports": [{"name": "http", "port": 80, "targetPort": PREDICTOR_PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def selected_color(svc: dict[str, Any] | None) -> Color | None:
+    """Which colour an existing Service routes to, read back from its selector."""
+    if not svc:
+        return None
+    value = (svc.get("spec", {}).get("selector") or {}).get(LABEL_COLOR)
+    return Color(value) if value in (Color.blue.value, Color.green.value) else None

@@ -1,0 +1,149 @@
+"""The InferenceService/Service builders and the status computation, as plain data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferry_operator.bluegreen import Observation, Policy, State, decide
+from ferry_operator.builders import (
+    NO_COLOR,
+    Owner,
+    PredictorSettings,
+    inference_service,
+    selected_color,
+    service,
+)
+from ferry_operator.registry import ResolvedVersion
+from ferry_operator.resource import Color, ModelDeploymentSpec
+from ferry_operator.status import RegistryOutcome, compute_status, predictor_state, set_condition
+from hypothesis import given
+from hypothesis import strategies as st
+
+OWNER = Owner("titanic", "ml", "uid-1")
+SPEC = ModelDeploymentSpec.model_validate(
+    {
+        "model": {"name": "titanic-survival", "alias": "champion"},
+        "predictor": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 10, "metric": "memory", "target": 70},
+    }
+)
+SETTINGS = PredictorSettings("http://mlflow.ml:5000", credentials_secret="mlflow-creds")
+
+
+def test_inference_service_runs_the_pinned_version_through_the_ferry_runtime() -> None:
+    isvc = inference_service(OWNER, SPEC, Color.green, "titanic-survival", "4", 2, SETTINGS)
+    assert isvc["metadata"]["name"] == "titanic-green"
+    assert isvc["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    ann = isvc["metadata"]["annotations"]
+    assert ann["serving.kserve.io/autoscalerClass"] == "hpa"
+    assert ann["serving.kserve.io/metrics"] == "memory"
+    assert ann["serving.kserve.io/targetUtilizationPercentage"] == "70"
+    pred = isvc["spec"]["predictor"]
+    assert (pred["minReplicas"], pred["maxReplicas"], pred["scaleMetric"], pred["scaleTarget"]) == (
+        2,
+        10,
+        "memory",
+        70,
+    )
+    model = pred["model"]
+    assert model["runtime"] == "ferry-mlflow" and model["modelFormat"] == {"name": "mlflow"}
+    env = {e["name"]: e["value"] for e in model["env"]}
+    assert env == {
+        "MODEL_URI": "models:/titanic-survival/4",
+        "MLFLOW_TRACKING_URI": "http://mlflow.ml:5000",
+        "FERRY_COLOR": "green",
+        "FERRY_MODEL_VERSION": "4",
+    }
+    assert model["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}}
+    assert model["envFrom"] == [{"secretRef": {"name": "mlflow-creds", "optional": True}}]
+    assert pred["labels"]["ferry.dev/color"] == "green"
+
+
+@given(floor=st.integers(1, 200))
+def test_rollout_floor_never_breaks_min_le_max(floor: int) -> None:
+    pred = inference_service(OWNER, SPEC, Color.blue, "m", "1", floor, SETTINGS)["spec"]["predictor"]
+    assert SPEC.autoscaling.minReplicas <= pred["minReplicas"] <= pred["maxReplicas"]
+    assert pred["minReplicas"] == max(floor, 2)
+
+
+def test_services_select_one_colour_or_none() -> None:
+    svc = service(OWNER, "titanic", Color.blue, "active")
+    assert svc["spec"]["selector"] == {"ferry.dev/deployment": "titanic", "ferry.dev/color": "blue"}
+    assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
+    assert selected_color(svc) is Color.blue
+    nowhere = service(OWNER, "titanic-preview", None, "preview")
+    assert nowhere["spec"]["selector"]["ferry.dev/color"] == NO_COLOR and selected_color(nowhere) is None
+
+
+def isvc(version: str, ready: str, generation: int = 1, observed: int = 1, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"ferry.dev/model-version": version}, "generation": generation},
+        "status": {
+            "observedGeneration": observed,
+            "conditions": [{"type": "Ready", "status": ready, "reason": "R", "message": "m"}],
+            **status,
+        },
+    }
+
+
+def test_predictor_state_reads_kserve_readiness() -> None:
+    assert predictor_state(None).reason == "Absent"
+    assert predictor_state(isvc("3", "True")).ready
+    assert not predictor_state(isvc("3", "True", generation=2, observed=1)).ready  # stale status
+    failing = predictor_state(
+        isvc(
+            "3",
+            "False",
+            modelStatus={"lastFailureInfo": {"reason": "ModelLoadFailed", "message": "no such file"}},
+        )
+    )
+    assert failing.failing and failing.reason == "ModelLoadFailed" and "no such file" in failing.message
+
+
+def test_condition_transition_time_moves_only_on_status_change() -> None:
+    c = set_condition([], "Ready", True, "Serving", "", "t1", 1)
+    c = set_condition(c, "Ready", True, "Serving", "still", "t2", 2)
+    assert c[0]["lastTransitionTime"] == "t1" and c[0]["observedGeneration"] == 2
+    c = set_condition(c, "Ready", False, "Degraded", "", "t3", 2)
+    assert c[0]["lastTransitionTime"] == "t3" and c[0]["status"] == "False"
+
+
+def test_status_says_what_serves_and_why() -> None:
+    resolved = ResolvedVersion("titanic-survival", "1", "run", "models:/m-1", "READY")
+    d = decide(State(), Policy(smoke_enabled=False), Observation(0.0, "1", {Color.blue: "1"}))
+    status = compute_status(
+        md_name="titanic",
+        generation=3,
+        old_status={},
+        registry=RegistryOutcome(resolved, "Resolved", "models:/titanic-survival@champion -> 1"),
+        decision=d,
+        predictors={Color.blue: predictor_state(isvc("1", "True"))},
+        now="2026-11-23T19:00:00Z",
+    )
+    assert status["phase"] == "Stable" and status["observedGeneration"] == 3
+    assert status["active"] == {
+        "color": "blue",
+        "modelVersion": "1",
+        "inferenceService": "titanic-blue",
+        "ready": True,
+    }
+    conds = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conds == {
+        "RegistryResolved": "True",
+        "PredictorReady": "True",
+        "Ready": "True",
+        "RolloutInProgress": "False",
+    }
+    assert status["model"]["version"] == "1" and status["model"]["runId"] == "run"
+    outage = compute_status(
+        md_name="titanic",
+        generation=3,
+        old_status=status,
+        registry=RegistryOutcome(None, "RegistryUnavailable", "connection refused"),
+        decision=decide(d.state, Policy(), Observation(1.0, None, {Color.blue: "1"})),
+        predictors={Color.blue: predictor_state(isvc("1", "True"))},
+        now="2026-11-23T19:01:00Z",
+    )
+    conds = {c["type"]: (c["status"], c["reason"]) for c in outage["conditions"]}
+    assert conds["RegistryResolved"] == ("False", "RegistryUnavailable") and conds["Ready"][0] == "True"
+    assert outage["model"] == status["model"] and outage["active"] == status["active"]
