@@ -167,8 +167,10 @@ def script_args(gcra: list[_Gcra], quotas: list[_Quota], now: float) -> tuple[li
     return keys, args
 
 
-def interpret(gcra: list[_Gcra], quotas: list[_Quota], reply: list[int], now: float) -> Decision:
-    """Turn the script's reply into a Decision (pure)."""
+def interpret(
+    gcra: list[_Gcra], quotas: list[_Quota], reply: list[int], now: float, spent: bool = True
+) -> Decision:
+    """Turn the script's reply into a Decision (pure). ``spent``: an admission counted this request."""
     status, retry_us = int(reply[0]), int(reply[1])
     rate: RateState | None = None
     for i, g in enumerate(gcra):
@@ -181,7 +183,7 @@ def interpret(gcra: list[_Gcra], quotas: list[_Quota], reply: list[int], now: fl
     base = 2 + 2 * len(gcra)
     midnight = seconds_to_midnight(now)
     for j, q in enumerate(quotas):
-        used = int(reply[base + j]) + (1 if status == 0 else 0)  # the reply holds counts before this one
+        used = int(reply[base + j]) + (1 if status == 0 and spent else 0)  # the reply counts before this one
         state_q = QuotaState(q.limit, max(0, q.limit - used), midnight)
         if quota is None or state_q.remaining < quota.remaining:
             quota = state_q
@@ -256,7 +258,7 @@ class RateLimiter:
             tat = max(int(float(raw)) if raw is not None else now_us, now_us)
             reply += [max(0, (now_us - (tat - g.limits.burst * t)) // t), tat - now_us]
         reply += [int(v) if v is not None else 0 for v in values[len(gcra) :]]
-        return interpret(gcra, quotas, reply, now)
+        return interpret(gcra, quotas, reply, now, spent=False)
 
     async def ping(self) -> bool:
         if self.redis is None:

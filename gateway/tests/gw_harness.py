@@ -1,0 +1,151 @@
+"""Real servers for the gateway tests: the gateway under uvicorn and a predictor stand-in, each
+on a loopback port in a background thread with its own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from localcluster.procs import free_port, port_open, wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from static_upstream import Options, serve  # noqa: E402
+
+from ferry_gateway.app import Gateway  # noqa: E402
+from ferry_gateway.apikeys import hash_key, key_id  # noqa: E402
+from ferry_gateway.auth import Authenticator  # noqa: E402
+from ferry_gateway.consumers import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord  # noqa: E402
+from ferry_gateway.jwks import StaticKeys  # noqa: E402
+from ferry_gateway.jwt_verify import JwtSettings  # noqa: E402
+from ferry_gateway.ratelimit import RateLimiter  # noqa: E402
+from ferry_gateway.redis_conn import make_redis  # noqa: E402
+from ferry_gateway.routing import Upstreams  # noqa: E402
+from ferry_gateway.tiers import LimitsConfig  # noqa: E402
+from ferry_gateway.upstream import UpstreamPool  # noqa: E402
+
+PEPPER = b"test-pepper"
+ISSUER = "https://issuer.test"
+AUDIENCE = "ferry-test"
+
+
+class FakeClock:
+    """Wall clock under test control (epoch seconds)."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class LoopThread:
+    """An asyncio loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+class Upstream:
+    """The predictor stand-in from gateway/bench/static_upstream.py on a free loopback port."""
+
+    def __init__(self, mode: str = "echo", name: str = "active", delay: float = 0.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop = LoopThread()
+        self._server = self._loop.run(serve(self.port, Options(mode=mode, delay=delay, name=name)))
+
+    def close(self) -> None:
+        self._server.close()
+        self._loop.stop()
+
+
+class GatewayServer:
+    """A Gateway app served by uvicorn in a thread."""
+
+    def __init__(self, app: Gateway) -> None:
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            loop="asyncio",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(f"gateway on :{self.port}", lambda: self.server.started and port_open(self.port), timeout=20)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class Keys:
+    """API keys by consumer name (the clear keys, only ever held by the test)."""
+
+    by_consumer: dict[str, str] = field(default_factory=dict)
+
+
+def consumer_index(
+    consumers: list[Consumer], keys: Keys, revoked: Mapping[str, bool] | None = None
+) -> ConsumerIndex:
+    records: dict[str, KeyRecord] = {}
+    for c in consumers:
+        key = keys.by_consumer.setdefault(c.name, f"fry_test_{c.name}_{uuid.uuid4().hex}")
+        h = hash_key(PEPPER, key)
+        records[h] = KeyRecord(c.name, key_id(h), revoked=bool((revoked or {}).get(c.name)))
+    return ConsumerIndex(consumers, records)
+
+
+def build_app(
+    redis_url: str | None,
+    *,
+    registry: ConsumerRegistry,
+    upstreams: Upstreams,
+    jwks: Mapping[str, Any] | None = None,
+    limits: LimitsConfig | None = None,
+    clock: FakeClock | None = None,
+    fail_open: bool = True,
+    max_body_bytes: int = 64 * 1024,
+    upstream_timeout: float = 5.0,
+) -> Gateway:
+    redis = make_redis(redis_url) if redis_url else None
+    limiter = RateLimiter(
+        redis,
+        limits or LimitsConfig(),
+        fail_open=fail_open,
+        clock=clock or FakeClock(),
+        prefix=f"t{uuid.uuid4().hex[:10]}",
+    )
+    settings = JwtSettings(issuer=ISSUER, audience=AUDIENCE)
+    auth = Authenticator(registry, StaticKeys(jwks or {"keys": []}), settings)
+    return Gateway(
+        auth,
+        limiter,
+        upstreams,
+        UpstreamPool(timeout=upstream_timeout, breaker_failures=3, breaker_reset=30.0),
+        max_body_bytes=max_body_bytes,
+    )

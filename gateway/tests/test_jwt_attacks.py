@@ -1,0 +1,246 @@
+"""Known JWT attacks, each refused with 401 and the right reason; scope violations 403.
+
+Through the real gateway over HTTP: what a client (or an attacker) would see."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from gw_harness import AUDIENCE, ISSUER, PEPPER, GatewayServer, Upstream, build_app
+from localcluster.procs import free_port
+
+from ferry_gateway.consumers import Consumer, ConsumerIndex, ConsumerRegistry
+from ferry_gateway.jwks import UrlKeys
+from ferry_gateway.jwt_verify import AuthFailure, JwtSettings, parse_jwks, verify_token
+from ferry_gateway.routing import Upstreams
+
+RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC = ec.generate_private_key(ec.SECP256R1())
+ED = ed25519.Ed25519PrivateKey.generate()
+OTHER_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_PUBLIC_PEM = RSA.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+def _jwk(alg_cls: Any, key: Any, kid: str, alg: str) -> dict[str, Any]:
+    doc: dict[str, Any] = alg_cls.to_jwk(key.public_key(), as_dict=True)
+    return {**doc, "kid": kid, "use": "sig", "alg": alg}
+
+
+JWKS = {
+    "keys": [
+        _jwk(jwt.algorithms.RSAAlgorithm, RSA, "rsa1", "RS256"),
+        _jwk(jwt.algorithms.ECAlgorithm, EC, "ec1", "ES256"),
+        _jwk(jwt.algorithms.OKPAlgorithm, ED, "ed1", "EdDSA"),
+    ]
+}
+
+
+def claims(**over: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "mallory",
+        "iat": now,
+        "exp": now + 600,
+        "scope": "predict",
+    }
+    base.update(over)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def sign(payload: dict[str, Any], key: Any = RSA, alg: str = "RS256", kid: str = "rsa1") -> str:
+    return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid})
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def alg_none() -> str:
+    header = b64(json.dumps({"alg": "none", "typ": "JWT", "kid": "rsa1"}).encode())
+    return f"{header}.{b64(json.dumps(claims()).encode())}."
+
+
+def hs256_with_public_key() -> str:
+    # the classic key confusion: HMAC "signed" with the RSA public key, hoping the server uses
+    # the same key bytes as an HMAC secret
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "rsa1"}).encode())
+    body = b64(json.dumps(claims()).encode())
+    import hashlib
+    import hmac
+
+    sig = hmac.new(RSA_PUBLIC_PEM, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{b64(sig)}"
+
+
+def tampered() -> str:
+    token = sign(claims(scope="predict"))
+    header, _, sig = token.split(".")
+    return f"{header}.{b64(json.dumps(claims(scope='predict preview admin', sub='admin')).encode())}.{sig}"
+
+
+ATTACKS: dict[str, tuple[Any, str]] = {
+    "alg-none": (alg_none, "alg_not_allowed"),
+    "hs256-key-confusion": (hs256_with_public_key, "alg_not_allowed"),
+    "rs256-header-on-ec-key": (lambda: sign(claims(), EC, "ES256", "rsa1"), "alg_not_allowed"),
+    "expired": (lambda: sign(claims(exp=int(time.time()) - 120)), "token_expired"),
+    "not-yet-valid": (lambda: sign(claims(nbf=int(time.time()) + 600)), "token_not_yet_valid"),
+    "wrong-issuer": (lambda: sign(claims(iss="https://evil.test")), "wrong_issuer"),
+    "wrong-audience": (lambda: sign(claims(aud="another-api")), "wrong_audience"),
+    "unknown-kid": (lambda: sign(claims(), OTHER_RSA, kid="rotated-away"), "unknown_kid"),
+    "signed-by-other-key": (lambda: sign(claims(), OTHER_RSA, kid="rsa1"), "bad_signature"),
+    "tampered-payload": (tampered, "bad_signature"),
+    "missing-exp": (lambda: sign(claims(exp=None)), "missing_claim"),
+    "missing-sub": (lambda: sign(claims(sub=None)), "missing_claim"),
+    "missing-aud": (lambda: sign(claims(aud=None)), "missing_claim"),
+    "garbage": (lambda: "not.a.jwt", "malformed_token"),
+}
+
+
+@pytest.fixture(scope="module")
+def gateway(redis_url: str, active_upstream: Upstream, preview_upstream: Upstream) -> Iterator[str]:
+    registry = ConsumerRegistry(
+        PEPPER, ConsumerIndex([Consumer("limited", "free", frozenset({"predict"}), frozenset({"titanic"}))])
+    )
+    app = build_app(
+        redis_url,
+        registry=registry,
+        jwks=JWKS,
+        upstreams=Upstreams(
+            {"titanic": active_upstream.url, "iris": active_upstream.url}, {"titanic": preview_upstream.url}
+        ),
+    )
+    server = GatewayServer(app)
+    yield server.url
+    server.close()
+
+
+def call(url: str, token: str, path: str = "/v1/models/titanic:predict", **headers: str) -> httpx.Response:
+    return httpx.post(
+        url + path,
+        content=b'{"instances": [[1]]}',
+        headers={"Authorization": f"Bearer {token}", **headers},
+        timeout=10,
+    )
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_attack_is_refused_with_reason(gateway: str, attack: str) -> None:
+    make, reason = ATTACKS[attack]
+    resp = call(gateway, make())
+    assert resp.status_code == 401
+    body = resp.json()
+    assert body["error_code"] == "UNAUTHENTICATED"
+    assert body["details"] == [{"field": "authorization", "reason": reason}]
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    ("key", "alg", "kid"), [(RSA, "RS256", "rsa1"), (EC, "ES256", "ec1"), (ED, "EdDSA", "ed1")]
+)
+def test_each_supported_algorithm_is_accepted(gateway: str, key: Any, alg: str, kid: str) -> None:
+    resp = call(gateway, sign(claims(sub=f"ok-{alg.lower()}"), key, alg, kid))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["headers"]["x-ferry-consumer"] == f"ok-{alg.lower()}"
+
+
+def test_expiry_within_leeway_is_tolerated(gateway: str) -> None:
+    assert call(gateway, sign(claims(exp=int(time.time()) - 5))).status_code == 200
+
+
+def test_missing_and_malformed_credentials(gateway: str) -> None:
+    none = httpx.post(gateway + "/v1/models/titanic:predict", content=b"{}", timeout=10)
+    assert none.status_code == 401 and none.json()["details"][0]["reason"] == "missing_credentials"
+    basic = httpx.post(
+        gateway + "/v1/models/titanic:predict",
+        content=b"{}",
+        timeout=10,
+        headers={"Authorization": "Basic dXNlcjpwYXNz"},
+    )
+    assert basic.json()["details"][0]["reason"] == "malformed_authorization"
+
+
+def test_scope_violations_are_403(gateway: str) -> None:
+    no_predict = call(gateway, sign(claims(scope="admin")))
+    assert no_predict.status_code == 403
+    assert no_predict.json()["details"] == [{"field": "scope", "reason": "missing_scope"}]
+    preview = call(gateway, sign(claims(scope="predict")), **{"X-Ferry-Preview": "true"})
+    assert preview.status_code == 403
+    assert preview.json()["details"] == [{"field": "X-Ferry-Preview", "reason": "missing_scope"}]
+    allowed = call(gateway, sign(claims(scope="predict preview")), **{"X-Ferry-Preview": "true"})
+    assert allowed.status_code == 200 and allowed.json()["upstream"] == "preview"
+
+
+def test_declared_consumer_allow_list_applies_to_tokens(gateway: str) -> None:
+    token = sign(claims(sub="limited"))
+    assert call(gateway, token).status_code == 200
+    other = call(gateway, token, path="/v1/models/iris:predict")
+    assert other.status_code == 403
+    assert other.json()["details"] == [{"field": "name", "reason": "model_not_allowed"}]
+
+
+def test_hmac_only_when_configured_and_then_not_with_the_public_key() -> None:
+    keys = parse_jwks(JWKS)
+    hs = jwt.encode(claims(), "shared-secret-of-32-bytes-length!", algorithm="HS256")
+    with pytest.raises(AuthFailure) as refused:
+        verify_token(hs, keys, JwtSettings(ISSUER, AUDIENCE))
+    assert refused.value.reason == "alg_not_allowed"
+    hmac_on = JwtSettings(ISSUER, AUDIENCE, hmac_secret=b"shared-secret-of-32-bytes-length!")
+    assert verify_token(hs, keys, hmac_on)["sub"] == "mallory"
+    with pytest.raises(AuthFailure) as confused:
+        verify_token(hs256_with_public_key(), keys, hmac_on)
+    assert confused.value.reason == "bad_signature"
+
+
+class _JwksHandler(http.server.BaseHTTPRequestHandler):
+    doc: dict[str, Any] = {"keys": []}
+    hits = 0
+
+    def do_GET(self) -> None:
+        type(self).hits += 1
+        body = json.dumps(type(self).doc).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_jwks_url_refreshes_on_unknown_kid_but_not_in_a_flood() -> None:
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _JwksHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _JwksHandler.doc = {"keys": [JWKS["keys"][0]]}
+        clock = [0.0]
+        source = UrlKeys(f"http://127.0.0.1:{port}/jwks", ttl=300, min_refresh=10, clock=lambda: clock[0])
+        assert set(await source.current()) == {"rsa1"}
+        # the identity provider rotates in a new key; the first token with the new kid triggers a refetch
+        _JwksHandler.doc = JWKS
+        clock[0] = 11.0
+        assert await source.refresh_for_unknown_kid() is True
+        assert set(await source.current()) == {"rsa1", "ec1", "ed1"}
+        hits = _JwksHandler.hits
+        for _ in range(50):  # made-up kids right after: no new fetches
+            assert await source.refresh_for_unknown_kid() is False
+        assert _JwksHandler.hits == hits
+        await source.close()
+    finally:
+        server.shutdown()
