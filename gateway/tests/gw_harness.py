@@ -17,19 +17,18 @@ from localcluster.procs import free_port, port_open, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from static_upstream import Options, serve  # noqa: E402
-
-from ferry_gateway.app import Gateway  # noqa: E402
-from ferry_gateway.apikeys import hash_key, key_id  # noqa: E402
-from ferry_gateway.auth import Authenticator  # noqa: E402
-from ferry_gateway.consumers import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord  # noqa: E402
-from ferry_gateway.jwks import StaticKeys  # noqa: E402
-from ferry_gateway.jwt_verify import JwtSettings  # noqa: E402
-from ferry_gateway.ratelimit import RateLimiter  # noqa: E402
-from ferry_gateway.redis_conn import make_redis  # noqa: E402
-from ferry_gateway.routing import Upstreams  # noqa: E402
-from ferry_gateway.tiers import LimitsConfig  # noqa: E402
-from ferry_gateway.upstream import UpstreamPool  # noqa: E402
+from ferry_gateway.apikeys import hash_key, key_id
+from ferry_gateway.app import Gateway
+from ferry_gateway.auth import Authenticator
+from ferry_gateway.consumers import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
+from ferry_gateway.jwks import StaticKeys
+from ferry_gateway.jwt_verify import JwtSettings
+from ferry_gateway.ratelimit import RateLimiter
+from ferry_gateway.redis_conn import make_redis
+from ferry_gateway.routing import Upstreams
+from ferry_gateway.tiers import LimitsConfig
+from ferry_gateway.upstream import UpstreamPool
+from static_upstream import Options, serve
 
 PEPPER = b"test-pepper"
 ISSUER = "https://issuer.test"

@@ -10,20 +10,19 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from gw_harness import AUDIENCE, ISSUER, PEPPER, GatewayServer, Upstream, build_app
-from localcluster.procs import free_port
-
 from ferry_gateway.consumers import Consumer, ConsumerIndex, ConsumerRegistry
 from ferry_gateway.jwks import UrlKeys
 from ferry_gateway.jwt_verify import AuthFailure, JwtSettings, parse_jwks, verify_token
 from ferry_gateway.routing import Upstreams
+from gw_harness import AUDIENCE, ISSUER, PEPPER, GatewayServer, Upstream, build_app
+from localcluster.procs import free_port
 
 RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC = ec.generate_private_key(ec.SECP256R1())
@@ -207,7 +206,7 @@ def test_hmac_only_when_configured_and_then_not_with_the_public_key() -> None:
 
 
 class _JwksHandler(http.server.BaseHTTPRequestHandler):
-    doc: dict[str, Any] = {"keys": []}
+    doc: ClassVar[dict[str, Any]] = {"keys": []}
     hits = 0
 
     def do_GET(self) -> None:

@@ -7,13 +7,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fixtures.servers import redis_server
-from gw_harness import FakeClock
-
 from ferry_gateway.breaker import CircuitBreaker
 from ferry_gateway.ratelimit import Outcome, RateLimiter
 from ferry_gateway.redis_conn import make_redis
 from ferry_gateway.tiers import LimitsConfig
+from fixtures.servers import redis_server
+from gw_harness import FakeClock
 
 
 @pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])
