@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -197,8 +198,11 @@ def test_kserve_webhook_rejects_an_invalid_inferenceservice(api: client.ApiClien
         custom.create_namespaced_custom_object(
             "serving.kserve.io", "v1beta1", namespace, "inferenceservices", bad
         )
-    assert err.value.status in (400, 422)
-    assert "admission webhook" in str(err.value.body)
+    # A webhook denial: 403 from the API server, naming the webhook and KServe's reason.
+    assert err.value.status == 403
+    message = json.loads(err.value.body)["message"]
+    assert message.startswith('admission webhook "inferenceservice.kserve-webhook-server.validator" denied')
+    assert "[no-such-autoscaler] is not a supported autoscaler class type" in message
 
 
 def test_helm_installs_and_uninstalls_a_chart(api: client.ApiClient, kubeconfig: str, namespace: str) -> None:
