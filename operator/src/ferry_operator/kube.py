@@ -1,0 +1,241 @@
+"""The Kubernetes API as the reconcile needs it: a few async calls, 404/409 made harmless.
+
+The official client is synchronous; calls run in threads so the operator's event loop (kopf's)
+stays free. Every write is create-or-patch and only happens when the live object differs from
+the desired one (``contains``), so a second reconcile pass writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+
+from ferry_operator.resource import GROUP, KIND, PLURAL, VERSION
+
+JSON = dict[str, Any]
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """True when every field we set is present with the same value (defaults added by others are fine)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
+    return bool(live == desired) or str(live) == str(desired)
+
+
+def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
+    if kubeconfig is None:
+        try:
+            kube_config.load_incluster_config()
+            return k8s.ApiClient()
+        except kube_config.ConfigException:
+            pass
+    api: k8s.ApiClient = kube_config.new_client_from_config(config_file=kubeconfig)
+    return api
+
+
+async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking client call in a thread; its (partial) stubs are not worth fighting here."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _none_on_404(exc: ApiException) -> None:
+    if exc.status != 404:
+        raise exc
+
+
+class Kube:
+    def __init__(self, api: k8s.ApiClient) -> None:
+        self.custom = k8s.CustomObjectsApi(api)
+        self.core = k8s.CoreV1Api(api)
+        self.apps = k8s.AppsV1Api(api)
+
+    # ---- ModelDeployments ----
+
+    async def get_md(self, namespace: str, name: str) -> JSON | None:
+        try:
+            md: JSON = await _call(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+            )
+            return md
+        except ApiException as exc:
+            _none_on_404(exc)
+            return None
+
+    async def patch_md_status(self, namespace: str, name: str, status: JSON) -> None:
+        try:
+            await _call(
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": status},
+            )
+        except ApiException as exc:
+            _none_on_404(exc)
+
+    async def patch_md_annotations(
+        self, namespace: str, name: str, annotations: dict[str, str | None]
+    ) -> None:
+        await _call(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"metadata": {"annotations": annotations}},
+        )
+
+    # ---- InferenceServices ----
+
+    async def get_isvc(self, namespace: str, name: str) -> JSON | None:
+        try:
+            isvc: JSON = await _call(
+                self.custom.get_namespaced_custom_object,
+                "serving.kserve.io",
+                "v1beta1",
+                namespace,
+                "inferenceservices",
+                name,
+            )
+            return isvc
+        except ApiException as exc:
+            _none_on_404(exc)
+            return None
+
+    async def apply_isvc(self, desired: JSON, live: JSON | None) -> str:
+        """Create or patch; returns what it did ("created", "patched", "unchanged")."""
+        ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+        if live is None:
+            try:
+                await _call(
+                    self.custom.create_namespaced_custom_object,
+                    "serving.kserve.io",
+                    "v1beta1",
+                    ns,
+                    "inferenceservices",
+                    desired,
+                )
+                return "created"
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                return "unchanged"  # someone (an earlier pass) created it: converge next pass
+        want = {
+            "metadata": {k: desired["metadata"][k] for k in ("labels", "annotations")},
+            "spec": desired["spec"],
+        }
+        if contains(live, want):
+            return "unchanged"
+        await _call(
+            self.custom.patch_namespaced_custom_object,
+            "serving.kserve.io",
+            "v1beta1",
+            ns,
+            "inferenceservices",
+            name,
+            want,
+        )
+        return "patched"
+
+    async def delete_isvc(self, namespace: str, name: str) -> None:
+        try:
+            await _call(
+                self.custom.delete_namespaced_custom_object,
+                "serving.kserve.io",
+                "v1beta1",
+                namespace,
+                "inferenceservices",
+                name,
+                propagation_policy="Background",
+            )
+        except ApiException as exc:
+            _none_on_404(exc)
+
+    async def ready_replicas(self, namespace: str, isvc: str) -> int | None:
+        """Ready pods of a colour (KServe's raw Deployment is `<isvc>-predictor`)."""
+        try:
+            dep = await _call(self.apps.read_namespaced_deployment, f"{isvc}-predictor", namespace)
+        except ApiException as exc:
+            _none_on_404(exc)
+            return None
+        return int(dep.status.ready_replicas or 0) if dep.status else 0
+
+    # ---- Services ----
+
+    async def get_service(self, namespace: str, name: str) -> JSON | None:
+        try:
+            svc = await _call(self.core.read_namespaced_service, name, namespace)
+        except ApiException as exc:
+            _none_on_404(exc)
+            return None
+        result: JSON = self.core.api_client.sanitize_for_serialization(svc)
+        return result
+
+    async def apply_service(self, desired: JSON, live: JSON | None) -> str:
+        ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+        if live is None:
+            try:
+                await _call(self.core.create_namespaced_service, ns, desired)
+                return "created"
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                return "unchanged"
+        want = {
+            "metadata": {"labels": desired["metadata"]["labels"]},
+            "spec": {"selector": desired["spec"]["selector"], "ports": desired["spec"]["ports"]},
+        }
+        if contains(live, want):
+            return "unchanged"
+        await _call(self.core.patch_namespaced_service, name, ns, want)
+        return "patched"
+
+    # ---- Events ----
+
+    async def post_event(self, md: JSON, type_: str, reason: str, message: str) -> None:
+        meta = md["metadata"]
+        now = datetime.now(UTC)
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "ferry-operator"},
+            "reportingComponent": "ferry-operator",
+            "reportingInstance": "ferry-operator",
+            "firstTimestamp": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "lastTimestamp": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "count": 1,
+        }
+        with contextlib.suppress(ApiException):  # an event lost is not worth failing a reconcile over
+            await _call(self.core.create_namespaced_event, meta["namespace"], event)
+
+    async def list_events(self, namespace: str, name: str) -> list[JSON]:
+        events = await _call(
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.name={name},involvedObject.kind={KIND}",
+        )
+        items: list[JSON] = self.core.api_client.sanitize_for_serialization(events).get("items", [])
+        return items

@@ -1,0 +1,328 @@
+"""One reconcile of one ModelDeployment: read, resolve, decide (pure), converge, write status.
+
+Level-triggered: nothing here assumes an earlier pass ran or finished. State lives in
+``status.rollout``; the registry memo below is only a cache (lost on restart, rebuilt on the
+next pass). Returns when to look again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ferry_operator import builders as b
+from ferry_operator.bluegreen import (
+    Decision,
+    Observation,
+    Policy,
+    SmokeResult,
+    decide,
+    from_status,
+    parse_command,
+)
+from ferry_operator.config import OperatorConfig
+from ferry_operator.kube import Kube
+from ferry_operator.metrics import RECONCILE_SECONDS, RECONCILES, TRANSITIONS
+from ferry_operator.registry import Registry, RegistryError, ResolvedVersion
+from ferry_operator.resource import Color, ModelDeploymentSpec, Phase
+from ferry_operator.smoketest import SmokeTarget, SmokeTester
+from ferry_operator.status import (
+    PredictorState,
+    RegistryOutcome,
+    compute_status,
+    predictor_state,
+    set_condition,
+)
+
+log = logging.getLogger("ferry.reconcile")
+
+Key = tuple[str, str]
+PREVIEW_RECHECK_SECONDS = 5.0
+
+
+@dataclass
+class _Memo:
+    """The last registry answer for one ModelDeployment, and when to ask again."""
+
+    uri: str
+    outcome: RegistryOutcome
+    next_poll: float
+    failures: int = 0
+    command: str | None = None
+
+
+def _now_iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _policy(spec: ModelDeploymentSpec) -> Policy:
+    return Policy(
+        auto_promote=spec.rollout.autoPromote,
+        smoke_enabled=spec.rollout.smokeTest.enabled,
+        scale_down_delay=float(spec.rollout.scaleDownDelaySeconds),
+        progress_deadline=float(spec.rollout.progressDeadlineSeconds),
+        history_limit=spec.rollout.historyLimit,
+        min_replicas=spec.autoscaling.minReplicas,
+        max_replicas=spec.autoscaling.maxReplicas,
+    )
+
+
+def _clean(value: Any) -> Any:
+    """Drop None recursively: how a status reads back from the API server."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        registry: Registry,
+        tester: SmokeTester,
+        config: OperatorConfig,
+        clock: Any = time.time,
+        monotonic: Any = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self.registry = registry
+        self.tester = tester
+        self.config = config
+        self.clock = clock
+        self.monotonic = monotonic
+        self.memos: dict[Key, _Memo] = {}
+
+    def forget(self, key: Key) -> None:
+        self.memos.pop(key, None)
+
+    async def resolve(self, key: Key, spec: ModelDeploymentSpec, command: str | None) -> RegistryOutcome:
+        memo = self.memos.get(key)
+        mono = self.monotonic()
+        uri = spec.model.uri
+        # Ask again when the spec points elsewhere, when the poll interval is up, or when a human
+        # command arrives (`kubectl ferry` commands double as "re-resolve now").
+        if memo is not None and memo.uri == uri and mono < memo.next_poll and memo.command == command:
+            return memo.outcome
+        try:
+            resolved = await self.registry.resolve(spec.model)
+        except RegistryError as err:
+            failures = (memo.failures + 1) if memo is not None and memo.uri == uri else 1
+            # Outages back off exponentially up to the poll interval; a missing model is re-checked
+            # at the poll interval (someone may register it).
+            delay = (
+                min(2.0**failures, self.config.poll_seconds) if err.retryable else self.config.poll_seconds
+            )
+            outcome = RegistryOutcome(None, err.reason, err.message)
+            self.memos[key] = _Memo(uri, outcome, mono + delay, failures, command)
+            return outcome
+        outcome = RegistryOutcome(
+            resolved, "Resolved", f"{uri} -> version {resolved.version}", _now_iso(self.clock())
+        )
+        if memo is not None and memo.outcome.resolved == resolved:
+            outcome = RegistryOutcome(resolved, "Resolved", outcome.message, memo.outcome.resolved_at)
+        self.memos[key] = _Memo(uri, outcome, mono + self.config.poll_seconds, 0, command)
+        return outcome
+
+    async def reconcile(self, namespace: str, name: str) -> float | None:
+        """Converge one ModelDeployment; returns seconds until the next look (None: it is gone)."""
+        started = time.perf_counter()
+        try:
+            delay = await self._reconcile(namespace, name)
+        except Exception:
+            RECONCILES.labels("error").inc()
+            raise
+        finally:
+            RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        RECONCILES.labels("ok").inc()
+        return delay
+
+    async def _reconcile(self, namespace: str, name: str) -> float | None:
+        key = (namespace, name)
+        md = await self.kube.get_md(namespace, name)
+        if md is None or md["metadata"].get("deletionTimestamp"):
+            self.forget(key)
+            return None  # ownerReferences let the garbage collector remove what we created
+        meta = md["metadata"]
+        old_status: dict[str, Any] = md.get("status") or {}
+        generation = meta.get("generation")
+        now = self.clock()
+        try:
+            spec = ModelDeploymentSpec.model_validate(md.get("spec") or {})
+        except ValidationError as exc:
+            await self._invalid(md, old_status, generation, now, exc)
+            return self.config.poll_seconds
+        owner = b.Owner(name, namespace, meta["uid"])
+        annotations = meta.get("annotations") or {}
+        raw_command = annotations.get(b.ANNOTATION_COMMAND)
+
+        outcome = await self.resolve(key, spec, raw_command)
+        target = outcome.resolved.version if outcome.resolved else None
+
+        live = {c: await self.kube.get_isvc(namespace, b.isvc_name(name, c)) for c in Color}
+        predictors: dict[Color, PredictorState] = {}
+        for c in Color:
+            replicas = await self.kube.ready_replicas(namespace, b.isvc_name(name, c)) if live[c] else None
+            predictors[c] = predictor_state(live[c], replicas)
+        ready = {c: p.version for c, p in predictors.items() if p.ready and p.version}
+        state = from_status(old_status.get("rollout"), old_status.get("history"))
+        active_replicas = predictors[state.active.color].replicas if state.active else None
+        policy = _policy(spec)
+        obs = Observation(now, target, ready, active_replicas, None, parse_command(raw_command))
+        decision = decide(state, policy, obs)
+        events = list(decision.events)
+        if decision.run_smoke is not None:
+            result = await self._smoke(md, spec, outcome.resolved, decision)
+            decision = decide(
+                decision.state, policy, Observation(now, target, ready, active_replicas, result)
+            )
+            events += decision.events
+            decision = Decision(**{**decision.__dict__, "events": tuple(events)})
+
+        requeue = await self._converge(owner, spec, decision, live)
+
+        status = _clean(
+            compute_status(
+                md_name=name,
+                generation=generation,
+                old_status=old_status,
+                registry=outcome,
+                decision=decision,
+                predictors=predictors,
+                now=_now_iso(now),
+            )
+        )
+        if status != _clean(old_status):
+            await self.kube.patch_md_status(namespace, name, {**{k: None for k in old_status}, **status})
+        for e in events:
+            TRANSITIONS.labels(e.reason).inc()
+            await self.kube.post_event(md, e.type, e.reason, e.message)
+        for reason, message in _registry_events(old_status, outcome):
+            await self.kube.post_event(md, "Warning" if reason != "Resolved" else "Normal", reason, message)
+        return self._next_look(key, decision, requeue, now)
+
+    async def _smoke(
+        self, md: dict[str, Any], spec: ModelDeploymentSpec, resolved: ResolvedVersion | None, d: Decision
+    ) -> SmokeResult:
+        color = d.run_smoke
+        assert color is not None and d.state.preview is not None
+        version = d.state.preview.version
+        meta = md["metadata"]
+        model_name = spec.model.name
+
+        async def example() -> Any | None:
+            return await self.registry.input_example(
+                ResolvedVersion(model_name, version, None, None, "READY")
+            )
+
+        target = SmokeTarget(
+            namespace=meta["namespace"],
+            md_name=meta["name"],
+            md_body=md,
+            color=color,
+            version=version,
+            isvc=b.isvc_name(meta["name"], color),
+            spec=spec.rollout.smokeTest,
+            input_example=example,
+        )
+        try:
+            outcome = await self.tester.run(target)
+        except Exception as exc:  # a broken tester must fail the check, not the reconcile
+            log.exception("smoke tester crashed")
+            return SmokeResult(color, version, False, f"smoke tester error: {type(exc).__name__}: {exc}")
+        return SmokeResult(color, version, outcome.passed, outcome.message)
+
+    async def _converge(
+        self,
+        owner: b.Owner,
+        spec: ModelDeploymentSpec,
+        d: Decision,
+        live: dict[Color, dict[str, Any] | None],
+    ) -> bool:
+        """Make the cluster match the decision; True when another pass is needed soon."""
+        again = False
+        for color in Color:
+            plan = d.colours.get(color)
+            current = live[color]
+            ours = (
+                current is not None
+                and (current["metadata"].get("labels") or {}).get(b.LABEL_DEPLOYMENT) == owner.name
+            )
+            if plan is None:
+                if current is not None and ours:
+                    await self.kube.delete_isvc(owner.namespace, b.isvc_name(owner.name, color))
+                continue
+            live_version = (current or {}).get("metadata", {}).get("labels", {}).get(b.LABEL_VERSION)
+            if current is not None and live_version != plan.version:
+                # A colour never changes version in place: KServe would keep reporting Ready while
+                # old pods serve, and we would verify the wrong version. Replace it instead.
+                if not current["metadata"].get("deletionTimestamp"):
+                    await self.kube.delete_isvc(owner.namespace, b.isvc_name(owner.name, color))
+                again = True
+                continue
+            desired = b.inference_service(
+                owner, spec, color, spec.model.name, plan.version, plan.min_replicas, self.config.predictor
+            )
+            await self.kube.apply_isvc(desired, current)
+        active_name, preview_name = b.service_names(owner.name)
+        routes = ((active_name, d.serving, "active"), (preview_name, d.preview_route, "preview"))
+        for svc_name, route, role in routes:
+            desired_svc = b.service(owner, svc_name, route, role)
+            await self.kube.apply_service(desired_svc, await self.kube.get_service(owner.namespace, svc_name))
+        return again
+
+    def _next_look(self, key: Key, d: Decision, again: bool, now: float) -> float:
+        candidates = [self.config.poll_seconds]
+        memo = self.memos.get(key)
+        if memo is not None:
+            candidates.append(max(memo.next_poll - self.monotonic(), 0.5))
+        if again:
+            candidates.append(1.0)
+        s = d.state
+        if s.preview is not None:
+            # Deadlines and verification move with time, not only with events: look often.
+            candidates.append(PREVIEW_RECHECK_SECONDS)
+        if s.retiring is not None:
+            candidates.append(max(s.retiring.until - now, 0) + 0.5)
+        return max(min(candidates), 0.5)
+
+    async def _invalid(
+        self,
+        md: dict[str, Any],
+        old: dict[str, Any],
+        generation: int | None,
+        now: float,
+        exc: ValidationError,
+    ) -> None:
+        """A spec the API server accepted but we cannot use (e.g. applied before the CRD had a rule)."""
+        first = exc.errors()[0]
+        where = "spec." + ".".join(str(p) for p in first["loc"]) if first["loc"] else "spec"
+        message = f"{where}: {first['msg']}"
+        conds = set_condition(
+            list(old.get("conditions") or []),
+            "Ready",
+            False,
+            "InvalidSpec",
+            message,
+            _now_iso(now),
+            generation,
+        )
+        status = {**old, "phase": Phase.Failed.value, "observedGeneration": generation, "conditions": conds}
+        if _clean(status) != _clean(old):
+            await self.kube.patch_md_status(md["metadata"]["namespace"], md["metadata"]["name"], status)
+            await self.kube.post_event(md, "Warning", "InvalidSpec", message)
+
+
+def _registry_events(old_status: dict[str, Any], outcome: RegistryOutcome) -> list[tuple[str, str]]:
+    old = next((c for c in old_status.get("conditions") or [] if c.get("type") == "RegistryResolved"), None)
+    if old is not None and old.get("reason") == outcome.reason:
+        return []
+    if outcome.resolved is None or (old is not None and old.get("reason") != "Resolved"):
+        return [(outcome.reason, outcome.message)]
+    return []
