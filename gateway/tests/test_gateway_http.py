@@ -57,10 +57,18 @@ def gw(redis_url: str, active_upstream: Upstream, preview_upstream: Upstream) ->
 
 
 def post(
-    url: str, path: str, *, consumer: str = "acme", body: bytes = b'{"instances": [[1, 2]]}', **headers: str
+    url: str,
+    path: str,
+    *,
+    consumer: str = "acme",
+    body: bytes = b'{"instances": [[1, 2]]}',
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     return httpx.post(
-        url + path, content=body, headers={"X-API-Key": KEYS.by_consumer[consumer], **headers}, timeout=10
+        url + path,
+        content=body,
+        headers={"X-API-Key": KEYS.by_consumer[consumer], **(headers or {})},
+        timeout=10,
     )
 
 
@@ -68,7 +76,7 @@ def test_v1_and_v2_reach_the_active_predictor_with_body_and_trace(gw: str) -> No
     v1 = post(
         gw,
         "/v1/models/titanic:predict",
-        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
     )
     assert v1.status_code == 200
     seen = v1.json()
@@ -83,11 +91,11 @@ def test_v1_and_v2_reach_the_active_predictor_with_body_and_trace(gw: str) -> No
 
 
 def test_request_id_is_kept_when_sane_and_replaced_when_not(gw: str) -> None:
-    kept = post(gw, "/v1/models/titanic:predict", **{"X-Request-ID": "client-42"})
+    kept = post(gw, "/v1/models/titanic:predict", headers={"X-Request-ID": "client-42"})
     assert (
         kept.headers["x-request-id"] == "client-42" and kept.json()["headers"]["x-request-id"] == "client-42"
     )
-    replaced = post(gw, "/v1/models/titanic:predict", **{"X-Request-ID": "bad id\twith spaces"})
+    replaced = post(gw, "/v1/models/titanic:predict", headers={"X-Request-ID": "bad id\twith spaces"})
     assert (
         replaced.headers["x-request-id"] != "bad id\twith spaces"
         and len(replaced.headers["x-request-id"]) == 32
@@ -95,9 +103,9 @@ def test_request_id_is_kept_when_sane_and_replaced_when_not(gw: str) -> None:
 
 
 def test_preview_colour_by_header(gw: str) -> None:
-    resp = post(gw, "/v1/models/titanic:predict", **{"X-Ferry-Preview": "true"})
+    resp = post(gw, "/v1/models/titanic:predict", headers={"X-Ferry-Preview": "true"})
     assert resp.status_code == 200 and resp.json()["upstream"] == "preview"
-    no_preview = post(gw, "/v1/models/iris:predict", **{"X-Ferry-Preview": "true"})
+    no_preview = post(gw, "/v1/models/iris:predict", headers={"X-Ferry-Preview": "true"})
     assert no_preview.status_code == 404 and "preview" in no_preview.json()["message"]
 
 
