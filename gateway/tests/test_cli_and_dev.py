@@ -1,0 +1,132 @@
+"""`ferry token`, `ferry jwks`, and `ferry-gateway --dev` started the way a newcomer would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from ferry_gateway import cli
+from ferry_gateway.consumers import DEV_KEYS
+from ferry_gateway.devkeys import DEV_AUDIENCE, DEV_ISSUER
+from ferry_gateway.jwt_verify import JwtSettings, parse_jwks, verify_token
+from gw_harness import Upstream
+from localcluster.procs import free_port, port_open, wait_for
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def dev_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FERRY_DEV_DIR", str(tmp_path / "dev"))
+    return tmp_path / "dev"
+
+
+def test_token_verifies_against_the_dev_jwks(dev_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        cli.main(["token", "--consumer", "alice", "--scopes", "predict,preview", "--expires-in", "60"]) == 0
+    )
+    token = capsys.readouterr().out.strip()
+    assert cli.main(["jwks"]) == 0
+    keys = parse_jwks(json.loads(capsys.readouterr().out))
+    claims = verify_token(token, keys, JwtSettings(DEV_ISSUER, DEV_AUDIENCE))
+    assert claims["sub"] == "alice" and claims["scope"] == "predict preview"
+    assert claims["exp"] - claims["iat"] == 60
+    assert (dev_dir / "dev-jwt-key.pem").stat().st_mode & 0o077 == 0  # private key not world-readable
+
+
+def test_cli_refuses_bad_input_clearly(dev_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["token", "--consumer", "a", "--scopes", "predict,root"])
+    assert "unknown scope(s) root" in capsys.readouterr().err
+    os.environ.pop("FERRY_API_KEY_PEPPER", None)
+    assert cli.main(["keys", "create", "--consumer", "x", "--file", str(dev_dir / "c.yaml")]) == 2
+    assert "FERRY_API_KEY_PEPPER" in capsys.readouterr().err
+    bad = dev_dir / "bad.yaml"
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_text("consumers:\n  - name: Bad Name\n    tier: free\n")
+    assert cli.main(["keys", "list", "--file", str(bad)]) == 2
+    assert "consumers.0.name" in capsys.readouterr().err
+
+
+@pytest.fixture
+def dev_gateway(tmp_path: Path, redis_url: str, active_upstream: Upstream) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url, "FERRY_DEV_DIR": str(tmp_path / "dev")}
+    log = (tmp_path / "gateway.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(BIN / "ferry-gateway"),
+            "--dev",
+            "--port",
+            str(port),
+            "--upstream",
+            f"titanic={active_upstream.url}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for("ferry-gateway --dev", lambda: proc.poll() is None and port_open(port), timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+        output = (tmp_path / "gateway.log").read_text()
+        for line in output.splitlines():  # every log line is JSON, apart from the dev banner
+            if line.startswith("{"):
+                json.loads(line)
+
+
+def test_dev_mode_in_a_minute(dev_gateway: str, tmp_path: Path) -> None:
+    env = {**os.environ, "FERRY_DEV_DIR": str(tmp_path / "dev")}
+    token = subprocess.run(
+        [str(BIN / "ferry"), "token", "--consumer", "dev-pro"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    by_token = httpx.post(
+        dev_gateway + "/v2/models/titanic/infer",
+        content=b'{"inputs": []}',
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert by_token.status_code == 200
+    assert by_token.headers["x-ratelimit-limit"] == "1000"  # dev-pro is on the pro tier
+    by_key = httpx.post(
+        dev_gateway + "/v1/models/titanic:predict",
+        content=b"{}",
+        headers={"X-API-Key": DEV_KEYS["dev-free"]},
+        timeout=10,
+    )
+    assert by_key.status_code == 200 and by_key.headers["x-ratelimit-limit"] == "60"
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+
+
+def test_gateway_help_and_config_errors(tmp_path: Path) -> None:
+    help_text = subprocess.run([str(BIN / "ferry-gateway"), "--help"], capture_output=True, text=True).stdout
+    for documented in ("--dev", "--upstream", "--consumers", "REDIS_URL", "FERRY_RATE_LIMIT_FAILURE_MODE"):
+        assert documented in help_text
+    env = {**os.environ, "FERRY_DEV_DIR": str(tmp_path), "FERRY_RATE_LIMIT_FAILURE_MODE": "sometimes"}
+    bad_mode = subprocess.run([str(BIN / "ferry-gateway"), "--dev"], env=env, capture_output=True, text=True)
+    assert bad_mode.returncode == 2 and "FERRY_RATE_LIMIT_FAILURE_MODE" in bad_mode.stderr
+    env.pop("FERRY_RATE_LIMIT_FAILURE_MODE")
+    no_route = subprocess.run([str(BIN / "ferry-gateway"), "--dev"], env=env, capture_output=True, text=True)
+    assert no_route.returncode == 2 and "--upstream" in no_route.stderr
+    bad_upstream = subprocess.run(
+        [str(BIN / "ferry-gateway"), "--dev", "--upstream", "titanic"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad_upstream.returncode == 2 and "expected NAME=URL" in bad_upstream.stderr
