@@ -12,11 +12,12 @@ manifests: ## regenerate manifests/crds and charts/ferry/crds from the operator'
 manifests-check: ## fail when the committed CRDs differ from the models
 	$(PY) -m ferry_operator.crdgen --check
 
-install: manifests ## apply Ferry's CRDs to the cluster of $$KUBECONFIG (server-side)
+install: manifests ## apply Ferry's CRDs and the ferry-mlflow ClusterServingRuntime to $$KUBECONFIG's cluster
 	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" manifests/crds
+	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" manifests/runtime
 
-uninstall: ## delete Ferry's CRDs (and every ModelDeployment) from the cluster of $$KUBECONFIG
-	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" --delete manifests/crds
+uninstall: ## delete Ferry's CRDs (and every ModelDeployment) and its runtime from $$KUBECONFIG's cluster
+	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" --delete manifests/runtime manifests/crds
 
 run: install ## run the operator locally against $$KUBECONFIG and $$MLFLOW_TRACKING_URI (make mlflow-up's server)
 	KUBECONFIG="$(KUBECONFIG)" MLFLOW_TRACKING_URI="$(MLFLOW_TRACKING_URI)" \

@@ -148,3 +148,32 @@ def selected_color(svc: dict[str, Any] | None) -> Color | None:
         return None
     value = (svc.get("spec", {}).get("selector") or {}).get(LABEL_COLOR)
     return Color(value) if value in (Color.blue.value, Color.green.value) else None
+
+
+DEFAULT_PREDICTOR_IMAGE = "ghcr.io/ferry-dev/ferry-predictor:0.1.0"
+
+
+def serving_runtime(image: str = DEFAULT_PREDICTOR_IMAGE, name: str = "ferry-mlflow") -> dict[str, Any]:
+    """The ClusterServingRuntime every colour's InferenceService runs (shipped in manifests/)."""
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ClusterServingRuntime",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "ferry"}},
+        "spec": {
+            "supportedModelFormats": [{"name": "mlflow", "version": "3", "autoSelect": True}],
+            "protocolVersions": ["v1", "v2"],
+            "multiModel": False,
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": image,
+                    "args": ["--model_name={{.Name}}", f"--http_port={PREDICTOR_PORT}"],
+                    "ports": [{"containerPort": PREDICTOR_PORT, "protocol": "TCP"}],
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "256Mi"},
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                    },
+                }
+            ],
+        },
+    }

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ferry_operator import resource as r
+from ferry_operator.builders import serving_runtime
 
 JSON = dict[str, Any]
 
@@ -209,6 +210,13 @@ def render(doc: JSON) -> str:
 
 
 DEFAULT_OUTPUTS = (Path("manifests/crds"), Path("charts/ferry/crds"))
+RUNTIME_OUTPUT = Path("manifests/runtime/ferry-mlflow.yaml")
+
+
+def runtime_text() -> str:
+    return HEADER.replace("ferry_operator.resource", "ferry_operator.builders") + yaml.dump(
+        serving_runtime(), Dumper=_NoAliases, sort_keys=False, width=100
+    )
 
 
 def stale(outputs: tuple[Path, ...] = DEFAULT_OUTPUTS, root: Path = Path(".")) -> list[str]:
@@ -223,6 +231,9 @@ def stale(outputs: tuple[Path, ...] = DEFAULT_OUTPUTS, root: Path = Path(".")) -
         for path in sorted((root / out).glob("*.yaml")):
             if path.name not in expected:
                 problems.append(f"{out / path.name} (no longer generated)")
+    runtime = root / RUNTIME_OUTPUT
+    if not runtime.exists() or runtime.read_text() != runtime_text():
+        problems.append(str(RUNTIME_OUTPUT))
     return problems
 
 
@@ -234,6 +245,10 @@ def write(outputs: tuple[Path, ...] = DEFAULT_OUTPUTS, root: Path = Path(".")) -
             path = root / out / name
             path.write_text(render(doc))
             written.append(path)
+    runtime = root / RUNTIME_OUTPUT
+    runtime.parent.mkdir(parents=True, exist_ok=True)
+    runtime.write_text(runtime_text())
+    written.append(runtime)
     return written
 
 

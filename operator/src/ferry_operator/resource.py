@@ -52,6 +52,13 @@ def cel(rule: str, message: str, field_path: str | None = None, reason: str | No
     return out
 
 
+def _defaults(model: type[BaseModel]) -> JsonDict:
+    """A sub-object's full default. The API server checks CEL rules against a ``default`` as
+    written (nested defaults not applied), so ``default: {}`` would fail ``min <= max``."""
+    dumped: JsonDict = model().model_dump(mode="json", exclude_none=True)
+    return dumped
+
+
 class _Strict(BaseModel):
     # Unknown fields are an error in the operator as they are in the API server (structural
     # schemas prune them there; here they would hide a typo).
@@ -124,7 +131,9 @@ class Predictor(_Strict):
         pattern=DNS1035,
         description="KServe ClusterServingRuntime that serves the model.",
     )
-    resources: Resources = Field(default_factory=Resources, json_schema_extra={"default": {}})
+    resources: Resources = Field(
+        default_factory=Resources, json_schema_extra={"default": _defaults(Resources)}
+    )
 
 
 class ScaleMetric(StrEnum):
@@ -186,7 +195,9 @@ class Rollout(_Strict):
 
     strategy: Strategy = Strategy.BlueGreen
     autoPromote: bool = True
-    smokeTest: SmokeTest = Field(default_factory=SmokeTest, json_schema_extra={"default": {}})
+    smokeTest: SmokeTest = Field(
+        default_factory=SmokeTest, json_schema_extra={"default": _defaults(SmokeTest)}
+    )
     scaleDownDelaySeconds: int = Field(default=300, ge=0, le=86_400)
     progressDeadlineSeconds: int = Field(default=600, ge=30, le=86_400)
     historyLimit: int = Field(default=10, ge=1, le=100)
@@ -194,9 +205,13 @@ class Rollout(_Strict):
 
 class ModelDeploymentSpec(_Strict):
     model: ModelRef
-    predictor: Predictor = Field(default_factory=Predictor, json_schema_extra={"default": {}})
-    autoscaling: Autoscaling = Field(default_factory=Autoscaling, json_schema_extra={"default": {}})
-    rollout: Rollout = Field(default_factory=Rollout, json_schema_extra={"default": {}})
+    predictor: Predictor = Field(
+        default_factory=Predictor, json_schema_extra={"default": _defaults(Predictor)}
+    )
+    autoscaling: Autoscaling = Field(
+        default_factory=Autoscaling, json_schema_extra={"default": _defaults(Autoscaling)}
+    )
+    rollout: Rollout = Field(default_factory=Rollout, json_schema_extra={"default": _defaults(Rollout)})
 
 
 # ---- status (written only by the operator) ----

@@ -1,0 +1,429 @@
+"""The operator against the local cluster (real API server, KServe controller, kwok pods) and a
+real MLflow registry. Pods are simulated, so the smoke test is the injected ``fake_smoke``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from ferry_operator import kubeapply
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from localcluster.procs import free_port, wait_for
+from operator_testing import RegisteredModel
+from test_crd_schema import INVALID
+
+pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parent
+GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "modeldeployments"
+WAIT = 120.0  # deadlines for convergence on a loaded 2-core machine; never asserted as timings
+
+
+# The kubernetes client's partial stubs add nothing to a test; its APIs are used untyped here.
+def custom(api: client.ApiClient) -> Any:
+    return client.CustomObjectsApi(api)
+
+
+def core(api: client.ApiClient) -> Any:
+    return client.CoreV1Api(api)
+
+
+def autoscaling(api: client.ApiClient) -> Any:
+    return client.AutoscalingV2Api(api)
+
+
+def extensions(api: client.ApiClient) -> Any:
+    return client.ApiextensionsV1Api(api)
+
+
+@pytest.fixture(scope="module")
+def api(kubeconfig: str) -> client.ApiClient:
+    api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
+    return api
+
+
+@pytest.fixture(scope="module")
+def installed(api: client.ApiClient) -> None:
+    dyn = DynamicClient(api)
+    kubeapply.apply(dyn, kubeapply.load_documents([ROOT / "manifests/crds", ROOT / "manifests/runtime"]))
+    ext = extensions(api)
+
+    def established() -> bool:
+        crd = ext.read_custom_resource_definition(f"{PLURAL}.{GROUP}")
+        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+    wait_for("ModelDeployment CRD established", established, 30)
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient) -> Iterator[str]:
+    name = f"op-{uuid.uuid4().hex[:8]}"
+    core(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core(api).delete_namespace(name)
+
+
+class OperatorProcess:
+    """``ferry-operator`` as a child process, so a test can kill -9 it and start it again."""
+
+    def __init__(self, kubeconfig: str, tracking_uri: str, log: Path) -> None:
+        self.metrics_port = free_port()
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": kubeconfig,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "FERRY_REGISTRY_POLL_SECONDS": "2",
+            "FERRY_SMOKE_TESTER": "fake_smoke:factory",
+            "FERRY_METRICS_PORT": str(self.metrics_port),
+            "FERRY_WATCH_SERVER_TIMEOUT": "20",
+            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        }
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ferry_operator", "--all-namespaces", "--standalone"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for("operator metrics endpoint", lambda: self.reconciles() >= 0, 60)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def reconciles(self) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('ferry_operator_reconciles_total{result="ok"}')
+        )
+
+
+@pytest.fixture(scope="module")
+def operator_proc(
+    kubeconfig: str,
+    installed: None,
+    registered_model: RegisteredModel,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(
+        kubeconfig, registered_model.tracking_uri, tmp_path_factory.mktemp("op") / "op.log"
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+# ---- helpers ----
+
+
+def md_body(name: str, model: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {"model": model, **spec},
+    }
+
+
+def get_md(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
+    md: dict[str, Any] = custom(api).get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+    return md
+
+
+def get_or_none(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def isvc(api: client.ApiClient, ns: str, name: str) -> Any:
+    return get_or_none(
+        custom(api).get_namespaced_custom_object,
+        "serving.kserve.io",
+        "v1beta1",
+        ns,
+        "inferenceservices",
+        name,
+    )
+
+
+def selector(api: client.ApiClient, ns: str, name: str) -> dict[str, str] | None:
+    svc = get_or_none(core(api).read_namespaced_service, name, ns)
+    return dict(svc.spec.selector) if svc is not None else None
+
+
+def condition(md: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in md.get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def wait_phase(api: client.ApiClient, ns: str, name: str, phase: str, **extra: Any) -> dict[str, Any]:
+    def check() -> bool:
+        st = get_md(api, ns, name).get("status", {})
+        return st.get("phase") == phase and all(st.get(k) == v for k, v in extra.items())
+
+    try:
+        wait_for(f"{name} phase {phase}", check, WAIT, interval=0.5)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; status: {get_md(api, ns, name).get('status')}") from None
+    return get_md(api, ns, name)
+
+
+# ---- the schema, enforced by the API server itself ----
+
+
+@pytest.mark.parametrize(("case", "spec", "reason"), INVALID, ids=[c[0] for c in INVALID])
+def test_api_server_rejects_invalid_specs(
+    api: client.ApiClient, installed: None, case: str, spec: dict[str, Any], reason: str
+) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "bad"},
+        "spec": spec,
+    }
+    with pytest.raises(ApiException) as err:
+        custom(api).create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body, dry_run="All")
+    assert err.value.status == 422, err.value.body
+    assert reason.lower() in str(err.value.body).lower(), err.value.body
+
+
+def test_api_server_rejects_a_name_too_long_for_kserve(api: client.ApiClient, installed: None) -> None:
+    body = md_body("a" * 48, {"name": "m", "version": "1"})
+    with pytest.raises(ApiException) as err:
+        custom(api).create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body, dry_run="All")
+    assert "at most 47 characters" in str(err.value.body)
+
+
+def test_samples_and_defaults_pass_the_api_server(api: client.ApiClient, installed: None) -> None:
+    import yaml
+
+    for sample in sorted((ROOT / "manifests/samples").glob("*.yaml")):
+        created = custom(api).create_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, yaml.safe_load(sample.read_text()), dry_run="All"
+        )
+        assert created["spec"]["rollout"]["strategy"] == "BlueGreen", sample.name
+        assert created["spec"]["predictor"]["runtime"] == "ferry-mlflow"
+
+
+# ---- the operator ----
+
+
+def test_apply_edit_delete(
+    api: client.ApiClient, namespace: str, operator_proc: OperatorProcess, registered_model: RegisteredModel
+) -> None:
+    co = custom(api)
+    name = "echo"
+    body = md_body(
+        name,
+        {"name": registered_model.name, "version": "1"},
+        autoscaling={"minReplicas": 1, "maxReplicas": 4, "metric": "cpu", "target": 60},
+        predictor={"resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
+        rollout={"scaleDownDelaySeconds": 0},
+    )
+    co.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    md = wait_phase(api, namespace, name, "Stable")
+    assert md["status"]["active"]["color"] == "blue" and md["status"]["active"]["modelVersion"] == "1"
+    assert condition(md, "Ready")["status"] == "True"
+    assert condition(md, "RegistryResolved")["status"] == "True"
+    assert md["status"]["model"]["runId"] and md["status"]["observedGeneration"] == 1
+
+    blue = isvc(api, namespace, "echo-blue")
+    assert blue is not None
+    pred = blue["spec"]["predictor"]
+    assert pred["model"]["runtime"] == "ferry-mlflow"
+    env = {e["name"]: e["value"] for e in pred["model"]["env"]}
+    assert env["MODEL_URI"] == f"models:/{registered_model.name}/1" and env["FERRY_COLOR"] == "blue"
+    assert (pred["minReplicas"], pred["maxReplicas"], pred["scaleTarget"]) == (1, 4, 60)
+    assert blue["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+    assert selector(api, namespace, name) == {"ferry.dev/deployment": name, "ferry.dev/color": "blue"}
+    assert selector(api, namespace, f"{name}-preview") == {
+        "ferry.dev/deployment": name,
+        "ferry.dev/color": "blue",
+    }
+    hpa = autoscaling(api).read_namespaced_horizontal_pod_autoscaler("echo-blue-predictor", namespace)
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (1, 4)
+    assert hpa.spec.metrics[0].resource.name == "cpu"
+    assert hpa.spec.metrics[0].resource.target.average_utilization == 60
+
+    # Edit: a new pinned version rolls out to green; the Service switches once green is verified.
+    co.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name, {"spec": {"model": {"version": "2"}}}
+    )
+    md = wait_phase(api, namespace, name, "Stable", observedGeneration=2)
+    assert (
+        md["status"]["active"]
+        == {
+            "color": "green",
+            "modelVersion": "2",
+            "inferenceService": "echo-green",
+            "ready": True,
+            "replicas": 1,
+        }
+        or md["status"]["active"]["color"] == "green"
+    )
+    assert selector(api, namespace, name) == {"ferry.dev/deployment": name, "ferry.dev/color": "green"}
+    assert [h["action"] for h in md["status"]["history"]] == ["Promoted", "Promoted"]
+    wait_for(
+        "blue removed after a zero scale-down delay", lambda: isvc(api, namespace, "echo-blue") is None, WAIT
+    )
+
+    # Delete: the garbage collector removes what the operator created (no finalizer involved).
+    co.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    wait_for("InferenceServices gone", lambda: isvc(api, namespace, "echo-green") is None, WAIT)
+    wait_for("Services gone", lambda: selector(api, namespace, name) is None, WAIT)
+
+
+def test_registry_problems_show_in_status_and_recover(
+    api: client.ApiClient, namespace: str, operator_proc: OperatorProcess, registered_model: RegisteredModel
+) -> None:
+    import mlflow
+
+    co = custom(api)
+    alias = f"a{uuid.uuid4().hex[:8]}"
+    co.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, md_body("alias", {"name": registered_model.name, "alias": alias})
+    )
+    co.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, md_body("nomodel", {"name": "no-such-model", "version": "1"})
+    )
+    for name, reason in (("alias", "AliasNotFound"), ("nomodel", "ModelNotFound")):
+
+        def reported(n: str = name, r: str = reason) -> bool:
+            return bool(condition(get_md(api, namespace, n), "RegistryResolved").get("reason") == r)
+
+        wait_for(
+            f"{name}: {reason}",
+            reported,
+            WAIT,
+        )
+        md = get_md(api, namespace, name)
+        assert md["status"]["phase"] == "Pending" and condition(md, "Ready")["status"] == "False"
+        assert isvc(api, namespace, f"{name}-blue") is None
+
+    # Fixing the registry is enough: the alias poll picks it up.
+    mlflow.set_tracking_uri(registered_model.tracking_uri)
+    mlflow.MlflowClient().set_registered_model_alias(registered_model.name, alias, "2")
+    md = wait_phase(api, namespace, "alias", "Stable")
+    assert md["status"]["active"]["modelVersion"] == "2"
+    events = core(api).list_namespaced_event(namespace, field_selector="involvedObject.name=alias")
+    reasons = {e.reason for e in events.items}
+    assert {"AliasNotFound", "RolloutStarted", "Promoted"} <= reasons, reasons
+
+
+def test_alias_move_rolls_out_and_smoke_failure_aborts(
+    api: client.ApiClient, namespace: str, operator_proc: OperatorProcess, registered_model: RegisteredModel
+) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(registered_model.tracking_uri)
+    reg = mlflow.MlflowClient()
+    alias = f"a{uuid.uuid4().hex[:8]}"
+    reg.set_registered_model_alias(registered_model.name, alias, "1")
+    co = custom(api)
+    co.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, md_body("mv", {"name": registered_model.name, "alias": alias})
+    )
+    wait_phase(api, namespace, "mv", "Stable")
+    # The next check will fail: the alias move deploys green, which never receives traffic.
+    co.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "mv",
+        {"metadata": {"annotations": {"test.ferry.dev/smoke": "fail:HTTP 500"}}},
+    )
+    reg.set_registered_model_alias(registered_model.name, alias, "2")
+    md = wait_phase(api, namespace, "mv", "Degraded")
+    assert (
+        md["status"]["history"][-1]["action"] == "Aborted"
+        and "HTTP 500" in md["status"]["history"][-1]["reason"]
+    )
+    assert md["status"]["active"]["modelVersion"] == "1"
+    assert selector(api, namespace, "mv") == {"ferry.dev/deployment": "mv", "ferry.dev/color": "blue"}
+    wait_for("aborted preview torn down", lambda: isvc(api, namespace, "mv-green") is None, WAIT)
+
+
+def test_operator_killed_mid_rollout_converges_and_second_pass_is_a_noop(
+    api: client.ApiClient, namespace: str, operator_proc: OperatorProcess, registered_model: RegisteredModel
+) -> None:
+    co = custom(api)
+    co.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        md_body("rs", {"name": registered_model.name, "version": "1"}, rollout={"autoPromote": False}),
+    )
+    wait_phase(api, namespace, "rs", "Stable")
+    co.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "rs", {"spec": {"model": {"version": "2"}}}
+    )
+    wait_for("green created", lambda: isvc(api, namespace, "rs-green") is not None, WAIT)
+    operator_proc.kill()
+    operator_proc.start()
+    md = wait_phase(api, namespace, "rs", "AwaitingPromotion")
+    assert selector(api, namespace, "rs")["ferry.dev/color"] == "blue"  # type: ignore[index]
+    assert selector(api, namespace, "rs-preview")["ferry.dev/color"] == "green"  # type: ignore[index]
+    operator_proc.kill()
+    co.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "rs",
+        {"metadata": {"annotations": {"ferry.dev/command": "promote@1"}}},
+    )
+    operator_proc.start()
+    md = wait_phase(api, namespace, "rs", "Stable", observedGeneration=2)
+    assert md["status"]["active"]["color"] == "green"
+    assert selector(api, namespace, "rs")["ferry.dev/color"] == "green"  # type: ignore[index]
+
+    # Idempotence: further passes change nothing (resourceVersions stay put).
+    def versions() -> tuple[str, ...]:
+        objs = [
+            get_md(api, namespace, "rs"),
+            isvc(api, namespace, "rs-green"),
+            isvc(api, namespace, "rs-blue"),
+        ]
+        svcs = [get_or_none(core(api).read_namespaced_service, n, namespace) for n in ("rs", "rs-preview")]
+        # InferenceServices by generation: KServe rewrites their status, we must not touch their spec.
+        return (
+            objs[0]["metadata"]["resourceVersion"],
+            *[str(o["metadata"]["generation"]) if o else "-" for o in objs[1:]],
+            *[s.metadata.resource_version for s in svcs],
+        )
+
+    before = versions()
+    count = operator_proc.reconciles()
+    wait_for("two more reconciles", lambda: operator_proc.reconciles() >= count + 2, WAIT)
+    assert versions() == before
