@@ -243,3 +243,14 @@ async def test_jwks_url_refreshes_on_unknown_kid_but_not_in_a_flood() -> None:
         await source.close()
     finally:
         server.shutdown()
+
+
+def test_two_credentials_at_once_are_refused(gateway: str) -> None:
+    resp = httpx.post(
+        gateway + "/v1/models/titanic:predict",
+        content=b"{}",
+        timeout=10,
+        headers={"Authorization": f"Bearer {sign(claims())}", "X-API-Key": "fry_anything"},
+    )
+    assert resp.status_code == 401
+    assert resp.json()["details"][0]["reason"] == "ambiguous_credentials"

@@ -165,6 +165,8 @@ class Gateway:
         if path == "/v1/usage":
             self._require_method(method, "GET")
             return await self._usage(send, headers, ctx)
+        if path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/"):
+            self._require_method(method, "GET")
         if path == "/healthz":
             return await self._send(send, 200, b'{"status":"ok"}', ctx)
         if path == "/readyz":

@@ -54,6 +54,9 @@ class Authenticator:
         self._cache: dict[str, tuple[float, float, dict[str, Any]]] = {}
 
     async def authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
+        if api_key is not None and authorization is not None:
+            # two credentials could name two consumers; guessing which one counts invites confusion
+            raise AuthFailure("ambiguous_credentials", "send either Authorization or X-API-Key, not both")
         if api_key is not None:
             try:
                 consumer = self.consumers.authenticate_key(api_key)
