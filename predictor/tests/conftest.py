@@ -1,0 +1,92 @@
+"""Fixtures for the predictor's tests: the Titanic data, models trained once, real predictor processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from ferry_mlflow_example import data
+from ferry_mlflow_example.train import Registered, train_all
+from localcluster.procs import free_port, wait_for
+from predictor_fixtures import Predictor, StartPredictor, ready
+
+
+@pytest.fixture(scope="session")
+def titanic() -> tuple[pd.DataFrame, pd.Series]:
+    return data.load()
+
+
+@pytest.fixture(scope="session")
+def registered(mlflow_uri: str) -> list[Registered]:
+    """Both Titanic versions, trained and registered once per session in the real MLflow server."""
+    return train_all(mlflow_uri)
+
+
+@pytest.fixture(scope="session")
+def start_predictor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartPredictor]:
+    """Start ``ferry-predictor`` exactly as the ServingRuntime does, on a free loopback port."""
+    started: list[Predictor] = []
+
+    def start(
+        model_uri: str,
+        tracking_uri: str,
+        *,
+        name: str = "titanic",
+        wait_ready: bool = True,
+        extra_env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> Predictor:
+        port = free_port()
+        workdir = tmp_path_factory.mktemp("predictor")
+        log = workdir / "predictor.log"
+        env = {
+            **os.environ,
+            "MODEL_URI": model_uri,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "FERRY_COLOR": "blue",
+            "FERRY_MODEL_DIR": str(workdir / "model"),
+            **(extra_env or {}),
+        }
+        exe = Path(sys.executable).parent / "ferry-predictor"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(exe), f"--model_name={name}", f"--http_port={port}", "--host=127.0.0.1", *(args or [])],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        p = Predictor(f"http://127.0.0.1:{port}", proc, log)
+        started.append(p)
+        if wait_ready:
+
+            def up() -> bool:
+                # An exited process ends the wait at once; its log is the error message.
+                return proc.poll() is not None or ready(p.url)
+
+            wait_for(f"ferry-predictor on :{port}", up, timeout=120, interval=0.2)
+            if proc.poll() is not None:
+                raise RuntimeError(f"ferry-predictor exited ({proc.returncode}):\n{p.logs()}")
+        return p
+
+    yield start
+    for p in started:
+        if p.proc.poll() is None:
+            p.proc.terminate()
+            try:
+                p.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.proc.kill()
+                p.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def champion(registered: list[Registered], mlflow_uri: str, start_predictor: StartPredictor) -> Predictor:
+    """A predictor serving titanic-survival@champion, the way the operator deploys an alias."""
+    return start_predictor(
+        "models:/titanic-survival@champion", mlflow_uri, extra_env={"FERRY_COLOR": "green"}
+    )
