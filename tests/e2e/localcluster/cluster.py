@@ -151,7 +151,8 @@ def up() -> float:
     if State.load() is not None:
         log("found a partly running cluster; stopping it first")
         down()
-    tools.ensure_tools()
+    if not all(t.built() for t in tools.ALL):
+        tools.ensure_tools()
     sd = state_dir()
     sd.mkdir(parents=True, exist_ok=True)
     state = State(
@@ -429,17 +430,21 @@ def _webhook_configs(src: Path, port: int, ca_bundle: str) -> list[dict[str, Any
 
 
 def start_kserve(state: State, ca: Path, crt: Path, key: Path) -> None:
+    t0 = time.monotonic()
     src = tools.kserve_dir() / "config"
     log("applying KServe CRDs (server-side: the InferenceService CRD is ~1 MB)")
     crds = [p for p in sorted((src / "crd" / "full").rglob("serving.kserve.io_*.yaml"))]
-    for crd in crds:
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *[f"crd/{yaml.safe_load(p.read_text())['metadata']['name']}" for p in crds],
-    )
+    kubectl("apply", "--server-side", "--force-conflicts", *[f"-f={c}" for c in crds])
+    log(f"KServe CRDs applied in {time.monotonic() - t0:.1f}s")
+    names = [yaml.safe_load(p.read_text())["metadata"]["name"] for p in crds]
+    established = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+
+    def all_established() -> bool:
+        return all(kubectl("get", "crd", n, "-o", established, check=False).stdout == "True" for n in names)
+
+    # Polled rather than `kubectl wait`, which errors out on a CRD whose status is still empty.
+    wait_for("KServe CRDs Established", all_established, 60, 0.2)
+    log(f"KServe CRDs established in {time.monotonic() - t0:.1f}s")
     kubectl("create", "namespace", KSERVE_NAMESPACE, check=False)
     kubectl(
         "apply", "-f", "-", input=yaml.safe_dump(_kserve_config(src / "configmap" / "inferenceservice.yaml"))
@@ -473,28 +478,34 @@ def start_kserve(state: State, ca: Path, crt: Path, key: Path) -> None:
         return port_open(state.ports["kserve_webhook"])
 
     wait_for("KServe webhook server", webhook_serving, 90, 0.3)
+    log(f"KServe controller serving webhooks after {time.monotonic() - t0:.1f}s")
     bundle = base64.b64encode(ca.read_bytes()).decode()
     hooks = _webhook_configs(src / "webhook" / "manifests.yaml", state.ports["kserve_webhook"], bundle)
     kubectl("apply", "-f", "-", input=yaml.safe_dump_all(hooks))
 
 
+def _terminate(name: str, pid: int, grace: float = 15.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    log(f"stopping {name} (pid {pid})")
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        log(f"{name} ignored SIGTERM for {grace:.0f}s; killing it")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def down() -> None:
     state = State.load()
     if state is not None:
-        # Reverse start order: clients first, etcd last, so nothing logs a storm of errors.
+        # Reverse start order, one at a time: clients go while the API server still answers, and
+        # etcd outlives the API server, which otherwise hangs in its graceful shutdown.
         for name, pid in reversed(list(state.pids.items())):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            log(f"stopping {name} (pid {pid})")
-        deadline = time.monotonic() + 20
-        for pid in state.pids.values():
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+            _terminate(name, pid)
     shutil.rmtree(state_dir(), ignore_errors=True)
     kubeconfig_path().unlink(missing_ok=True)
     log("cluster down; state removed")
