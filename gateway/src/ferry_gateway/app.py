@@ -272,11 +272,11 @@ class Gateway:
                 raise FerryError(
                     ErrorCode.INVALID_JSON, "request body is not valid JSON", [FieldError("body", str(exc))]
                 ) from None
-            forward = {
-                k.decode(): headers[k].decode("latin-1") for k in FORWARD_REQUEST_HEADERS if k in headers
-            }
-            forward["x-request-id"] = ctx.request_id
-            forward["x-ferry-consumer"] = principal.consumer
+            forward = [(k, headers[k]) for k in FORWARD_REQUEST_HEADERS if k in headers]
+            forward += [
+                (b"x-request-id", ctx.request_id.encode()),
+                (b"x-ferry-consumer", principal.consumer.encode()),
+            ]
             resp = await self.pool.post(model, base, path, body, forward)
         except FerryError as exc:
             exc.headers.update({k.decode(): v.decode() for k, v in limit_headers})

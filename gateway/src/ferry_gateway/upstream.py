@@ -7,20 +7,29 @@ predictor is known to be down). A predictor's own answers, errors included, pass
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import aiohttp
 from ferry_common.errors import ErrorCode, FerryError
 
 from ferry_gateway import metrics
 from ferry_gateway.breaker import BreakerState, CircuitBreaker
+from ferry_gateway.httpclient import HttpClient, Origin, UpstreamConnectError
 
 log = logging.getLogger("ferry_gateway.upstream")
 
 # Request headers worth passing to a predictor; everything else (credentials above all) stays here.
-FORWARD_REQUEST_HEADERS = (b"content-type", b"accept", b"traceparent", b"tracestate", b"content-encoding")
+FORWARD_REQUEST_HEADERS = (
+    b"content-type",
+    b"accept",
+    b"traceparent",
+    b"tracestate",
+    b"content-encoding",
+    b"accept-encoding",
+)
 # Response headers that describe the hop rather than the payload.
 HOP_BY_HOP = frozenset(
     {
@@ -50,29 +59,23 @@ class UpstreamPool:
         self,
         timeout: float = 30.0,
         connect_timeout: float = 2.0,
-        max_connections: int = 512,
+        max_idle_per_upstream: int = 512,
         breaker_failures: int = 5,
         breaker_reset: float = 5.0,
     ) -> None:
-        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self.max_connections = max_connections
+        self.response_timeout = timeout
+        self.connect_timeout = connect_timeout
         self.breaker_failures = breaker_failures
         self.breaker_reset = breaker_reset
         self._breakers: dict[str, CircuitBreaker] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._origins: dict[str, Origin] = {}
+        self._client = HttpClient(max_idle_per_upstream)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30, ttl_dns_cache=30)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self.timeout,
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent",),
-        )
+        pass
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self._client.close()
 
     def breaker(self, base: str) -> CircuitBreaker:
         b = self._breakers.get(base)
@@ -80,10 +83,15 @@ class UpstreamPool:
             b = self._breakers[base] = CircuitBreaker(self.breaker_failures, self.breaker_reset)
         return b
 
+    def _origin(self, base: str) -> tuple[Origin, str]:
+        origin = self._origins.get(base)
+        if origin is None:
+            origin = self._origins[base] = Origin.parse(base)
+        return origin, urlsplit(base).path.rstrip("/")
+
     async def post(
-        self, model: str, base: str, path: str, body: bytes, headers: dict[str, str]
+        self, model: str, base: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
     ) -> UpstreamResponse:
-        assert self._session is not None, "UpstreamPool.start() not called"
         breaker = self.breaker(base)
         if not breaker.allow():
             metrics.UPSTREAM_ERRORS.labels(model, "circuit_open").inc()
@@ -92,45 +100,43 @@ class UpstreamPool:
                 f"model {model} is unavailable (recent failures); retry shortly",
                 headers={"retry-after": str(int(self.breaker_reset))},
             )
+        origin, prefix = self._origin(base)
         started = time.perf_counter()
         try:
-            async with self._session.post(base + path, data=body, headers=headers) as resp:
-                data = await resp.read()
-                status = resp.status
-                out = [
-                    (k.lower().encode(), v.encode())
-                    for k, v in resp.headers.items()
-                    if k.lower() not in HOP_BY_HOP
-                ]
+            resp = await self._client.request(
+                "POST", origin, prefix + path, headers, body, self.response_timeout, self.connect_timeout
+            )
         except TimeoutError:
             self._failed(model, base, breaker, "timeout")
             raise FerryError(ErrorCode.UPSTREAM_TIMEOUT, f"model {model} did not answer in time") from None
-        except aiohttp.ClientConnectorError:
+        except UpstreamConnectError:
             self._failed(model, base, breaker, "connect")
             raise FerryError(ErrorCode.UPSTREAM_UNAVAILABLE, f"cannot connect to model {model}") from None
-        except aiohttp.ClientError as exc:
+        except ConnectionError as exc:
             self._failed(model, base, breaker, "protocol")
-            log.warning("upstream %s for %s failed: %s", base, model, type(exc).__name__)
+            log.warning("upstream %s for %s failed: %s", base, model, exc)
             raise FerryError(ErrorCode.UPSTREAM_UNAVAILABLE, f"model {model} broke the connection") from None
         seconds = time.perf_counter() - started
-        if status in (502, 503, 504):
+        if resp.status in (502, 503, 504):
             breaker.failure()
             self._gauge(base, breaker)
         elif breaker.failures:
             breaker.success()
             self._gauge(base, breaker)
-        return UpstreamResponse(status, out, data, seconds)
+        out = [(k, v) for k, v in resp.headers if k.decode("latin-1") not in HOP_BY_HOP]
+        return UpstreamResponse(resp.status, out, resp.body, seconds)
 
     async def probe(self, url: str) -> bool | None:
         """Is the predictor ready (KServe ``GET /v1/models/NAME``)? None when it cannot be asked."""
-        assert self._session is not None
+        parts = urlsplit(url)
         try:
-            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=1.0)) as resp:
-                if resp.status != 200:
-                    return False
-                doc = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
+            origin = Origin.parse(f"{parts.scheme}://{parts.netloc}")
+            resp = await self._client.request("GET", origin, parts.path, [], b"", 1.0, 1.0)
+            doc = json.loads(resp.body) if resp.status == 200 else None
+        except (ConnectionError, TimeoutError, ValueError):
             return None
+        if resp.status != 200:
+            return False
         return bool(doc.get("ready", True)) if isinstance(doc, dict) else True
 
     def _failed(self, model: str, base: str, breaker: CircuitBreaker, kind: str) -> None:
