@@ -86,7 +86,7 @@ def _write_module(
     (workdir / "tools.go").write_text(f"package {name.replace('-', '')}\n")
 
 
-K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy")
 CONTROL_PLANE = Tool(f"control-plane-{versions.KUBERNETES}-etcd-{versions.ETCD}", (*K8S_COMMANDS, "etcd"))
 KWOK = Tool(f"kwok-{versions.KWOK}", ("kwok",))
 HELM = Tool(f"helm-{versions.HELM}", ("helm",))
@@ -136,7 +136,7 @@ def build_control_plane() -> None:
     )
     out = CONTROL_PLANE.bindir
     out.mkdir(parents=True, exist_ok=True)
-    log("compiling kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd")
+    log(f"compiling {', '.join(K8S_COMMANDS)}, etcd")
     go(
         [
             "build",
