@@ -76,7 +76,9 @@ class Gateway:
         *,
         max_body_bytes: int = 10 * 1024 * 1024,
         access_log: bool = False,
+        on_startup: list[Callable[[], Awaitable[None]]] | None = None,
         on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
+        consumers_ready: Callable[[], bool] | None = None,
     ) -> None:
         self.auth = authenticator
         self.limiter = limiter
@@ -84,7 +86,9 @@ class Gateway:
         self.pool = pool
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
+        self.on_startup = on_startup or []
         self.on_shutdown = on_shutdown or []
+        self.consumers_ready = consumers_ready
         self._openapi = _json(spec())
         self._docs = docs_page(spec()).encode()
 
@@ -138,6 +142,8 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.pool.start()
+                    for hook in self.on_startup:
+                        await hook()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -370,6 +376,12 @@ class Gateway:
         return await self._send(send, 200, _json(doc), ctx)
 
     async def _ready(self, send: Send, ctx: _Ctx) -> int:
+        if self.consumers_ready is not None and not self.consumers_ready():
+            raise FerryError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                "consumers not loaded from the cluster yet",
+                [FieldError("consumers", "first list of Consumer resources pending")],
+            )
         redis_ok = await self.limiter.ping()
         doc = {
             "redis": "ok" if redis_ok else "down",

@@ -45,7 +45,12 @@ class ConsumerBase(_Strict):
 
 
 class SecretKeyRef(_Strict):
-    name: str = Field(pattern=NAME_PATTERN, max_length=253, description="Secret in the Consumer's namespace.")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=253,
+        description="Secret in the Consumer's namespace, labelled ferry.dev/api-key=true; "
+        "its value is the API key, or its keyed hash from `ferry keys create`.",
+    )
     key: str = Field(default="apiKey", min_length=1, max_length=253, description="Data key in the Secret.")
     expires_at: datetime | None = Field(
         default=None, alias="expiresAt", description="Refused from this time on."

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import yaml
 
-from ferry_gateway.apikeys import load_pepper
+from ferry_gateway.apikeys import dev_dir, load_pepper
 from ferry_gateway.app import Gateway
 from ferry_gateway.auth import Authenticator, KeySource
 from ferry_gateway.consumers import ConsumerRegistry, dev_index
 from ferry_gateway.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks
 from ferry_gateway.jwks import StaticKeys, UrlKeys
 from ferry_gateway.jwt_verify import ASYMMETRIC_ALGORITHMS, JwtSettings
+from ferry_gateway.k8s_source import KubeAccess, KubeConsumerSource
 from ferry_gateway.ratelimit import RateLimiter
 from ferry_gateway.redis_conn import make_redis
 from ferry_gateway.routing import Upstreams, parse_upstream
@@ -28,7 +30,20 @@ log = logging.getLogger("ferry_gateway")
 def build_gateway(s: Settings) -> Gateway:
     """Raises ValueError with a message naming the setting when the configuration is unusable."""
     pepper = load_pepper(dev=s.dev)
-    if s.consumers_file:
+    startup: list[Callable[[], Awaitable[None]]] = []
+    shutdown: list[Callable[[], Awaitable[None]]] = []
+    source: KubeConsumerSource | None = None
+    if s.consumer_namespace:
+        consumers = ConsumerRegistry(pepper)
+        source = KubeConsumerSource(_kube_access(), s.consumer_namespace, consumers, s.key_secret_selector)
+
+        async def start_watch() -> None:
+            assert source is not None
+            source.start()
+
+        startup.append(start_watch)
+        shutdown.append(source.stop)
+    elif s.consumers_file:
         consumers = ConsumerRegistry(pepper, path=Path(s.consumers_file))
     elif s.dev:
         consumers = ConsumerRegistry(pepper, dev_index(pepper))
@@ -55,7 +70,7 @@ def build_gateway(s: Settings) -> Gateway:
         )
         if keys is None:
             keys = StaticKeys({"keys": []})
-    if not consumers.all() and jwt_settings is None:
+    if source is None and not consumers.all() and jwt_settings is None:
         raise ValueError(
             "no way to authenticate anyone: give --consumers, a JWKS (FERRY_JWKS_URL/FILE), or --dev"
         )
@@ -82,7 +97,6 @@ def build_gateway(s: Settings) -> Gateway:
         raise ValueError("no routes: give --upstream NAME=URL or FERRY_MODEL_NAMESPACE")
     upstreams = Upstreams(active, preview, s.namespace)
 
-    shutdown: list[Callable[[], Awaitable[None]]] = []
     if redis is not None:
         shutdown.append(redis.aclose)
     if isinstance(keys, UrlKeys):
@@ -94,5 +108,16 @@ def build_gateway(s: Settings) -> Gateway:
         UpstreamPool(timeout=s.upstream_timeout),
         max_body_bytes=s.max_body_bytes,
         access_log=s.access_log,
+        on_startup=startup,
         on_shutdown=shutdown,
+        consumers_ready=source.synced.is_set if source is not None else None,
     )
+
+
+def _kube_access() -> KubeAccess:
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return KubeAccess.in_cluster()
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig:
+        raise ValueError("FERRY_CONSUMER_NAMESPACE needs in-cluster credentials or KUBECONFIG")
+    return KubeAccess.from_kubeconfig(Path(kubeconfig), dev_dir() / "kube")

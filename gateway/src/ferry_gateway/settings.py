@@ -11,6 +11,8 @@ ENVIRONMENT: dict[str, str] = {
     "REDIS_URL": "redis://, rediss://, redis+sentinel://H:P[,H:P]/MASTER[/DB] or redis+cluster://H:P",
     "FERRY_RATE_LIMIT_FAILURE_MODE": "open (default: admit when Redis is down) or closed (refuse with 503)",
     "FERRY_CONSUMERS_FILE": "YAML file of consumers (see `ferry keys create`)",
+    "FERRY_CONSUMER_NAMESPACE": "watch Consumer resources + labelled key Secrets in this namespace",
+    "FERRY_KEY_SECRET_SELECTOR": "label selector of API-key Secrets (default ferry.dev/api-key=true)",
     "FERRY_LIMITS_FILE": "YAML file of tiers and per-model overrides",
     "FERRY_JWKS_URL": "JWKS URL (cached, refreshed on unknown kid)",
     "FERRY_JWKS_FILE": "static JWKS file",
@@ -40,6 +42,8 @@ class Settings:
     redis_url: str | None = None
     fail_open: bool = True
     consumers_file: str | None = None
+    consumer_namespace: str | None = None
+    key_secret_selector: str = "ferry.dev/api-key=true"
     limits_file: str | None = None
     jwks_url: str | None = None
     jwks_file: str | None = None
@@ -72,6 +76,8 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
             redis_url=env.get("REDIS_URL"),
             fail_open=mode == "open",
             consumers_file=env.get("FERRY_CONSUMERS_FILE"),
+            consumer_namespace=env.get("FERRY_CONSUMER_NAMESPACE"),
+            key_secret_selector=env.get("FERRY_KEY_SECRET_SELECTOR", "ferry.dev/api-key=true"),
             limits_file=env.get("FERRY_LIMITS_FILE"),
             jwks_url=env.get("FERRY_JWKS_URL"),
             jwks_file=env.get("FERRY_JWKS_FILE"),
