@@ -1,0 +1,86 @@
+"""The limiter through Redis Sentinel and Redis Cluster URLs, with real servers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+from ferry_gateway.ratelimit import Outcome, RateLimiter
+from ferry_gateway.redis_conn import make_redis
+from ferry_gateway.tiers import LimitsConfig
+from fixtures.servers import redis_server
+from gw_harness import FakeClock
+from localcluster.procs import free_port, port_open, wait_for
+
+
+@contextmanager
+def _proc(args: list[str], port: int, log: Path) -> Iterator[None]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"{args[0]} on :{port}", lambda: proc.poll() is None and port_open(port), timeout=20)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def _exact_burst(url: str) -> None:
+    limiter = RateLimiter(
+        make_redis(url), LimitsConfig(), clock=FakeClock(), prefix=f"t{uuid.uuid4().hex[:8]}"
+    )
+    outcomes = [(await limiter.check("alice", "free", "titanic")).outcome for _ in range(101)]
+    assert outcomes.count(Outcome.ALLOWED) == 100 and outcomes[-1] is Outcome.RATE_LIMITED
+    assert limiter.redis_calls == 101  # one round trip each, also through Sentinel/Cluster
+
+
+async def test_through_sentinel(tmp_path: Path) -> None:
+    exe = shutil.which("redis-server")
+    assert exe is not None
+    with redis_server(tmp_path / "master") as master:
+        port = free_port()
+        conf = tmp_path / "sentinel.conf"
+        conf.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor ferry 127.0.0.1 {master.port} 1\n")
+        with _proc([exe, str(conf), "--sentinel"], port, tmp_path / "sentinel.log"):
+            await _exact_burst(f"redis+sentinel://127.0.0.1:{port}/ferry/0")
+
+
+async def test_through_cluster(tmp_path: Path) -> None:
+    exe = shutil.which("redis-server")
+    assert exe is not None
+    port = free_port()
+    args = [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--cluster-enabled",
+        "yes",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+        "--cluster-config-file",
+        "nodes.conf",
+    ]
+    with _proc(args, port, tmp_path / "cluster.log"):
+        admin = redis.Redis(port=port)
+        admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # a one-node cluster owning every slot
+        wait_for("cluster state ok", lambda: admin.cluster("info")["cluster_state"] == "ok", timeout=20)
+        await _exact_burst(f"redis+cluster://127.0.0.1:{port}")
+
+
+def test_unknown_scheme_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="redis\\+sentinel"):
+        make_redis("memcached://127.0.0.1:11211")
+    with pytest.raises(ValueError, match="MASTER"):
+        make_redis("redis+sentinel://127.0.0.1:26379")
