@@ -25,4 +25,4 @@ run: install ## run the operator locally against $$KUBECONFIG and $$MLFLOW_TRACK
 	$(UV) run --frozen ferry-operator --all-namespaces
 
 bench-operator: install ## time 50 ModelDeployments from apply to Ready and the operator's memory (JSON in .local/bench/)
-	KUBECONFIG="$(KUBECONFIG)" $(PY) -m ferry_operator.bench --count 50 --out "$(BENCH_DIR)/operator.json"
+	KUBECONFIG="$(KUBECONFIG)" $(PY) operator/bench/operator_bench.py --count 50 --out "$(BENCH_DIR)/operator.json"

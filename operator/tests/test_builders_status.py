@@ -16,7 +16,7 @@ from ferry_operator.builders import (
 from ferry_operator.registry import ResolvedVersion
 from ferry_operator.resource import Color, ModelDeploymentSpec
 from ferry_operator.status import RegistryOutcome, compute_status, predictor_state, set_condition
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 OWNER = Owner("titanic", "ml", "uid-1")
@@ -147,3 +147,31 @@ def test_status_says_what_serves_and_why() -> None:
     conds = {c["type"]: (c["status"], c["reason"]) for c in outage["conditions"]}
     assert conds["RegistryResolved"] == ("False", "RegistryUnavailable") and conds["Ready"][0] == "True"
     assert outage["model"] == status["model"] and outage["active"] == status["active"]
+
+
+@settings(deadline=None)
+@given(
+    old=st.recursive(
+        st.dictionaries(st.sampled_from("abc"), st.integers(0, 2)),
+        lambda c: st.dictionaries(st.sampled_from("abc"), c),
+    ),
+    new=st.recursive(
+        st.dictionaries(st.sampled_from("abc"), st.integers(0, 2)),
+        lambda c: st.dictionaries(st.sampled_from("abc"), c),
+    ),
+)
+def test_merge_patch_turns_old_into_new(old: dict[str, Any], new: dict[str, Any]) -> None:
+    from ferry_operator.reconcile import merge_patch
+
+    def apply(target: Any, patch: Any) -> Any:  # RFC 7386, as the API server applies it
+        if not isinstance(patch, dict):
+            return patch
+        out = dict(target) if isinstance(target, dict) else {}
+        for k, v in patch.items():
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = apply(out.get(k), v)
+        return out
+
+    assert apply(old, merge_patch(old, new)) == new

@@ -4,6 +4,7 @@ real MLflow registry. Pods are simulated, so the smoke test is the injected ``fa
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -291,7 +292,9 @@ def test_apply_edit_delete(
         or md["status"]["active"]["color"] == "green"
     )
     assert selector(api, namespace, name) == {"ferry.dev/deployment": name, "ferry.dev/color": "green"}
-    assert [h["action"] for h in md["status"]["history"]] == ["Promoted", "Promoted"]
+    assert [h["action"] for h in md["status"]["history"]] == ["Promoted", "Promoted"], json.dumps(
+        md["status"]["history"]
+    )
     wait_for(
         "blue removed after a zero scale-down delay", lambda: isvc(api, namespace, "echo-blue") is None, WAIT
     )

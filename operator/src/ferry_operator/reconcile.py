@@ -72,6 +72,23 @@ def _policy(spec: ModelDeploymentSpec) -> Policy:
     )
 
 
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) turning ``old`` into ``new``.
+
+    Merge patches merge nested objects, so a key that disappears at any depth (say
+    ``rollout.preview`` after a promotion) must be sent as null, or the old value survives.
+    """
+    patch: dict[str, Any] = {k: None for k in old if k not in new}
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(old.get(k), dict):
+            sub = merge_patch(old[k], v)
+            if sub:
+                patch[k] = sub
+        elif old.get(k) != v or k not in old:
+            patch[k] = v
+    return patch
+
+
 def _clean(value: Any) -> Any:
     """Drop None recursively: how a status reads back from the API server."""
     if isinstance(value, dict):
@@ -199,7 +216,7 @@ class Reconciler:
             )
         )
         if status != _clean(old_status):
-            await self.kube.patch_md_status(namespace, name, {**{k: None for k in old_status}, **status})
+            await self.kube.patch_md_status(namespace, name, merge_patch(old_status, status))
         for e in events:
             TRANSITIONS.labels(e.reason).inc()
             await self.kube.post_event(md, e.type, e.reason, e.message)
