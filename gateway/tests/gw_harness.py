@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from ferry_gateway.apikeys import hash_key, key_id
 from ferry_gateway.app import Gateway
 from ferry_gateway.auth import Authenticator
+from ferry_gateway.catalog import ModelCatalog
 from ferry_gateway.consumers import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
 from ferry_gateway.jwks import StaticKeys
 from ferry_gateway.jwt_verify import JwtSettings
@@ -130,6 +131,7 @@ def build_app(
     fail_open: bool = True,
     max_body_bytes: int = 64 * 1024,
     upstream_timeout: float = 5.0,
+    catalog: ModelCatalog | None = None,
 ) -> Gateway:
     redis = make_redis(redis_url) if redis_url else None
     limiter = RateLimiter(
@@ -147,4 +149,5 @@ def build_app(
         upstreams,
         UpstreamPool(timeout=upstream_timeout, breaker_failures=3, breaker_reset=30.0),
         max_body_bytes=max_body_bytes,
+        catalog=catalog,
     )

@@ -13,7 +13,7 @@ import pytest
 from ferry_gateway.apikeys import hash_key
 from ferry_gateway.consumer_crd import GROUP, PLURAL, VERSION, consumer_crd
 from ferry_gateway.consumers import ConsumerRegistry, KeyProblem
-from ferry_gateway.k8s_source import KubeAccess, KubeConsumerSource, build_index
+from ferry_gateway.k8s_source import KubeAccess, KubeConsumerSource, KubeWatches, build_index
 from gw_harness import PEPPER
 
 
@@ -140,14 +140,15 @@ async def test_watch_follows_consumers_and_secrets(
     )
 
     registry = ConsumerRegistry(PEPPER)
-    source = KubeConsumerSource(KubeAccess.from_kubeconfig(Path(kubeconfig), tmp_path), ns, registry)
-    source.start()
+    access = KubeAccess.from_kubeconfig(Path(kubeconfig), tmp_path)
+    source = KubeConsumerSource(access, ns, registry)
+    watches = KubeWatches(access, source.watches)
+    watches.start()
     try:
-        await asyncio.wait_for(source.synced.wait(), 30)
+        await _until("first lists", watches.synced)
         assert registry.authenticate_key("fry_cluster_key").tier == "basic"
-        custom.patch_namespaced_custom_object(
-            GROUP, VERSION, ns, PLURAL, "acme", {"spec": {"apiKeys": [{"name": "acme-key", "revoked": True}]}}
-        )
+        patch = {"spec": {"apiKeys": [{"name": "acme-key", "revoked": True}]}}
+        custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "acme", patch)
         await _until(
             "revocation seen", lambda: _refused_reason(registry, "fry_cluster_key") == "api_key_revoked"
         )
@@ -156,4 +157,4 @@ async def test_watch_follows_consumers_and_secrets(
             "secret deletion seen", lambda: _refused_reason(registry, "fry_cluster_key") == "invalid_api_key"
         )
     finally:
-        await source.stop()
+        await watches.stop()

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ferry_gateway import metrics
 from ferry_gateway.auth import Authenticator, Principal
+from ferry_gateway.catalog import ModelCatalog
 from ferry_gateway.jwt_verify import AuthFailure
 from ferry_gateway.logs import access_log, audit
 from ferry_gateway.openapi import docs_page, spec
@@ -79,6 +80,7 @@ class Gateway:
         on_startup: list[Callable[[], Awaitable[None]]] | None = None,
         on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
         consumers_ready: Callable[[], bool] | None = None,
+        catalog: ModelCatalog | None = None,
     ) -> None:
         self.auth = authenticator
         self.limiter = limiter
@@ -89,6 +91,7 @@ class Gateway:
         self.on_startup = on_startup or []
         self.on_shutdown = on_shutdown or []
         self.consumers_ready = consumers_ready
+        self.catalog = catalog
         self._openapi = _json(spec())
         self._docs = docs_page(spec()).encode()
 
@@ -247,6 +250,15 @@ class Gateway:
             raise self._forbid(
                 "model_not_allowed", f"consumer {principal.consumer} may not use model {model}", "name"
             )
+        if self.catalog is not None and self.catalog.synced:
+            entry = self.catalog.models.get(model)
+            if entry is None or (preview and entry.preview_version is None):
+                what = "a preview colour of this model" if entry is not None else "this model"
+                raise FerryError(
+                    ErrorCode.MODEL_NOT_FOUND,
+                    f"no ModelDeployment provides {what}",
+                    [FieldError("name", f"unknown model {model!r}")],
+                )
         base = self.upstreams.resolve(model, preview)
         if base is None:
             what = "a preview colour" if preview and self.upstreams.resolve(model, False) else "this model"
@@ -331,6 +343,14 @@ class Gateway:
     # ---- other endpoints --------------------------------------------------------------------
     async def _list_models(self, send: Send, headers: dict[bytes, bytes], ctx: _Ctx) -> int:
         principal = await self._principal(headers, ctx)
+        if self.catalog is not None:
+            with_preview = "preview" in principal.scopes
+            listed = [
+                e.describe(with_preview)
+                for n, e in sorted(self.catalog.models.items())
+                if principal.may_use(n)
+            ]
+            return await self._send(send, 200, _json({"models": listed}), ctx)
         names = [m for m in self.upstreams.known_models() if principal.may_use(m)]
 
         async def describe(name: str) -> dict[str, Any]:

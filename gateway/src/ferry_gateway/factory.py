@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -12,11 +13,12 @@ import yaml
 from ferry_gateway.apikeys import dev_dir, load_pepper
 from ferry_gateway.app import Gateway
 from ferry_gateway.auth import Authenticator, KeySource
+from ferry_gateway.catalog import MD_GROUP, MD_PLURAL, MD_VERSION, ModelCatalog
 from ferry_gateway.consumers import ConsumerRegistry, dev_index
 from ferry_gateway.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks
 from ferry_gateway.jwks import StaticKeys, UrlKeys
 from ferry_gateway.jwt_verify import ASYMMETRIC_ALGORITHMS, JwtSettings
-from ferry_gateway.k8s_source import KubeAccess, KubeConsumerSource
+from ferry_gateway.k8s_source import KubeAccess, KubeConsumerSource, KubeWatches, ResourceWatch
 from ferry_gateway.ratelimit import RateLimiter
 from ferry_gateway.redis_conn import make_redis
 from ferry_gateway.routing import Upstreams, parse_upstream
@@ -32,17 +34,12 @@ def build_gateway(s: Settings) -> Gateway:
     pepper = load_pepper(dev=s.dev)
     startup: list[Callable[[], Awaitable[None]]] = []
     shutdown: list[Callable[[], Awaitable[None]]] = []
+    watches: list[ResourceWatch] = []
     source: KubeConsumerSource | None = None
     if s.consumer_namespace:
         consumers = ConsumerRegistry(pepper)
         source = KubeConsumerSource(_kube_access(), s.consumer_namespace, consumers, s.key_secret_selector)
-
-        async def start_watch() -> None:
-            assert source is not None
-            source.start()
-
-        startup.append(start_watch)
-        shutdown.append(source.stop)
+        watches += source.watches
     elif s.consumers_file:
         consumers = ConsumerRegistry(pepper, path=Path(s.consumers_file))
     elif s.dev:
@@ -96,6 +93,21 @@ def build_gateway(s: Settings) -> Gateway:
     if not active and not s.namespace:
         raise ValueError("no routes: give --upstream NAME=URL or FERRY_MODEL_NAMESPACE")
     upstreams = Upstreams(active, preview, s.namespace)
+    catalog: ModelCatalog | None = None
+    if s.namespace and not active and _kube_reachable():
+        catalog = ModelCatalog()
+        path = f"/apis/{MD_GROUP}/{MD_VERSION}/namespaces/{s.namespace}/{MD_PLURAL}"
+        watches.append(ResourceWatch(_kube_access(), path, catalog.update))
+    kube: KubeWatches | None = None
+    if watches:
+        kube = KubeWatches(watches[0].access, watches)
+
+        async def start_watches() -> None:
+            assert kube is not None
+            kube.start()
+
+        startup.append(start_watches)
+        shutdown.append(kube.stop)
 
     if redis is not None:
         shutdown.append(redis.aclose)
@@ -110,10 +122,16 @@ def build_gateway(s: Settings) -> Gateway:
         access_log=s.access_log,
         on_startup=startup,
         on_shutdown=shutdown,
-        consumers_ready=source.synced.is_set if source is not None else None,
+        consumers_ready=kube.synced if kube is not None else None,
+        catalog=catalog,
     )
 
 
+def _kube_reachable() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("KUBECONFIG"))
+
+
+@functools.cache
 def _kube_access() -> KubeAccess:
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         return KubeAccess.in_cluster()

@@ -153,127 +153,66 @@ class KubeAccess:
 
 
 class _Relist(Exception):
-    """The watch cannot continue from its resourceVersion (410 Gone, or the stream broke)."""
+    """The watch cannot continue from its resourceVersion (410 Gone, or the stream ended)."""
 
 
-class KubeConsumerSource:
+class ResourceWatch:
+    """One collection kept current with list + watch; ``on_change`` gets the whole set each time."""
+
     def __init__(
         self,
         access: KubeAccess,
-        namespace: str,
-        registry: ConsumerRegistry,
-        secret_selector: str = DEFAULT_SECRET_SELECTOR,
+        path: str,
+        on_change: Callable[[dict[str, dict[str, Any]]], None],
+        params: dict[str, str] | None = None,
         watch_seconds: int = 290,
     ) -> None:
         self.access = access
-        self.namespace = namespace
-        self.registry = registry
-        self.secret_selector = secret_selector
+        self.path = path
+        self.params = params or {}
+        self.on_change = on_change
         self.watch_seconds = watch_seconds
+        self.items: dict[str, dict[str, Any]] = {}
         self.synced = asyncio.Event()
-        self._consumers: dict[str, dict[str, Any]] = {}
-        self._secrets: dict[str, dict[str, str]] = {}
-        self._task: asyncio.Task[None] | None = None
 
-    @property
-    def consumers_path(self) -> str:
-        return f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}"
-
-    @property
-    def secrets_path(self) -> str:
-        return f"/api/v1/namespaces/{self.namespace}/secrets"
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def run(self) -> None:
+    async def run(self, session: aiohttp.ClientSession) -> None:
         backoff = 1.0
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=self.watch_seconds + 30)
-        connector = aiohttp.TCPConnector(ssl=self.access.ssl_context())
-        async with aiohttp.ClientSession(self.access.server, timeout=timeout, connector=connector) as session:
-            while True:
-                try:
-                    await self._list_and_watch(session)
-                    backoff = 1.0
-                except _Relist:
-                    backoff = 1.0
-                except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                    log.warning(
-                        "consumer watch failed (%s: %s); retrying in %.0fs", type(exc).__name__, exc, backoff
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 30.0)
+        while True:
+            try:
+                version = await self._list(session)
+                backoff = 1.0
+                await self._watch(session, version)
+            except _Relist:
+                continue
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as exc:
+                log.warning(
+                    "watch %s failed (%s: %s); retrying in %.0fs", self.path, type(exc).__name__, exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
 
-    async def _list(
-        self, session: aiohttp.ClientSession, path: str, params: dict[str, str]
-    ) -> tuple[list[Any], str]:
-        async with session.get(path, params=params, headers=self.access.headers()) as resp:
+    async def _list(self, session: aiohttp.ClientSession) -> str:
+        async with session.get(self.path, params=self.params, headers=self.access.headers()) as resp:
             if resp.status != 200:
                 raise aiohttp.ClientResponseError(
                     resp.request_info, (), status=resp.status, message=(await resp.text())[:200]
                 )
             doc = await resp.json()
-        return list(doc.get("items") or []), str(doc["metadata"]["resourceVersion"])
-
-    async def _list_and_watch(self, session: aiohttp.ClientSession) -> None:
-        selector = {"labelSelector": self.secret_selector}
-        consumers, crv = await self._list(session, self.consumers_path, {})
-        secrets, srv = await self._list(session, self.secrets_path, selector)
-        self._consumers = {c["metadata"]["name"]: c for c in consumers}
-        self._secrets = {s["metadata"]["name"]: dict(s.get("data") or {}) for s in secrets}
-        self._rebuild()
+        self.items = {o["metadata"]["name"]: o for o in doc.get("items") or []}
         self.synced.set()
+        self.on_change(self.items)
+        return str(doc["metadata"]["resourceVersion"])
 
-        def on_consumer(kind: str, obj: dict[str, Any]) -> None:
-            name = obj["metadata"]["name"]
-            if kind == "DELETED":
-                self._consumers.pop(name, None)
-            else:
-                self._consumers[name] = obj
-
-        def on_secret(kind: str, obj: dict[str, Any]) -> None:
-            name = obj["metadata"]["name"]
-            if kind == "DELETED":
-                self._secrets.pop(name, None)
-            else:
-                self._secrets[name] = dict(obj.get("data") or {})
-
-        watches = [
-            asyncio.create_task(self._watch(session, self.consumers_path, {}, crv, on_consumer)),
-            asyncio.create_task(self._watch(session, self.secrets_path, selector, srv, on_secret)),
-        ]
-        try:
-            done, _ = await asyncio.wait(watches, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # re-raise what ended it
-        finally:
-            for task in watches:
-                task.cancel()
-            await asyncio.gather(*watches, return_exceptions=True)
-        raise _Relist
-
-    async def _watch(
-        self,
-        session: aiohttp.ClientSession,
-        path: str,
-        params: dict[str, str],
-        resource_version: str,
-        apply: Callable[[str, dict[str, Any]], None],
-    ) -> None:
+    async def _watch(self, session: aiohttp.ClientSession, version: str) -> None:
         while True:
             query = {
-                **params,
+                **self.params,
                 "watch": "1",
-                "resourceVersion": resource_version,
+                "resourceVersion": version,
                 "allowWatchBookmarks": "true",
                 "timeoutSeconds": str(self.watch_seconds),
             }
-            async with session.get(path, params=query, headers=self.access.headers()) as resp:
+            async with session.get(self.path, params=query, headers=self.access.headers()) as resp:
                 if resp.status == 410:
                     raise _Relist
                 if resp.status != 200:
@@ -285,13 +224,73 @@ class KubeConsumerSource:
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":
                         raise _Relist  # typically 410 Gone: our resourceVersion is too old
-                    resource_version = obj.get("metadata", {}).get("resourceVersion", resource_version)
-                    if kind in ("ADDED", "MODIFIED", "DELETED"):
-                        apply(kind, obj)
-                        self._rebuild()
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    if kind in ("ADDED", "MODIFIED"):
+                        self.items[obj["metadata"]["name"]] = obj
+                    elif kind == "DELETED":
+                        self.items.pop(obj["metadata"]["name"], None)
+                    else:
+                        continue  # BOOKMARK: only the resourceVersion moves
+                    self.on_change(self.items)
 
-    def _rebuild(self) -> None:
-        index, problems = build_index(self._consumers.values(), self._secrets, self.registry.pepper)
+
+class KubeWatches:
+    """Runs a set of ResourceWatches on one HTTPS session, as one background task."""
+
+    def __init__(self, access: KubeAccess, watches: list[ResourceWatch]) -> None:
+        self.access = access
+        self.watches = watches
+        self._task: asyncio.Task[None] | None = None
+
+    def synced(self) -> bool:
+        return all(w.synced.is_set() for w in self.watches)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=330)
+        connector = aiohttp.TCPConnector(ssl=self.access.ssl_context())
+        async with aiohttp.ClientSession(self.access.server, timeout=timeout, connector=connector) as session:
+            await asyncio.gather(*(w.run(session) for w in self.watches))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class KubeConsumerSource:
+    """Consumers + their labelled key Secrets in one namespace -> the registry's index."""
+
+    def __init__(
+        self,
+        access: KubeAccess,
+        namespace: str,
+        registry: ConsumerRegistry,
+        secret_selector: str = DEFAULT_SECRET_SELECTOR,
+    ) -> None:
+        self.namespace = namespace
+        self.registry = registry
+        self.consumers = ResourceWatch(
+            access, f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}", self._changed
+        )
+        self.secrets = ResourceWatch(
+            access,
+            f"/api/v1/namespaces/{namespace}/secrets",
+            self._changed,
+            {"labelSelector": secret_selector},
+        )
+        self.watches = [self.consumers, self.secrets]
+
+    def synced(self) -> bool:
+        return all(w.synced.is_set() for w in self.watches)
+
+    def _changed(self, _: dict[str, dict[str, Any]]) -> None:
+        if not self.synced():
+            return  # before both first lists are in, a Consumer would look like it had lost its Secrets
+        secrets = {name: dict(obj.get("data") or {}) for name, obj in self.secrets.items.items()}
+        index, problems = build_index(self.consumers.items.values(), secrets, self.registry.pepper)
         for problem in problems:
             log.warning("%s", problem)
         self.registry.replace(index)

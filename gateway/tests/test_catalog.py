@@ -1,0 +1,80 @@
+"""In a cluster, ModelDeployments say which models exist, in which version and colour."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from ferry_gateway.catalog import ModelCatalog, entries
+from ferry_gateway.consumers import Consumer, ConsumerRegistry
+from ferry_gateway.routing import Upstreams
+from gw_harness import PEPPER, GatewayServer, Keys, Upstream, build_app, consumer_index
+
+KEYS = Keys()
+TITANIC = {
+    "metadata": {"name": "titanic"},
+    "status": {
+        "phase": "Stable",
+        "active": {"color": "blue", "modelVersion": "3", "ready": True, "inferenceService": "titanic-blue"},
+    },
+}
+IRIS = {
+    "metadata": {"name": "iris"},
+    "status": {
+        "phase": "Verifying",
+        "active": {"color": "green", "modelVersion": "1", "ready": True, "inferenceService": "iris-green"},
+        "preview": {"color": "blue", "modelVersion": "2", "ready": False, "inferenceService": "iris-blue"},
+    },
+}
+
+
+def test_entries_from_status() -> None:
+    got = entries([TITANIC, IRIS, {"metadata": {"name": "new"}}])
+    assert got["titanic"].describe(False) == {
+        "name": "titanic",
+        "status": "Stable",
+        "version": "3",
+        "color": "blue",
+        "ready": True,
+    }
+    assert got["iris"].describe(True)["preview"] == {"version": "2", "ready": False}
+    assert got["new"].phase == "Pending" and got["new"].version is None
+
+
+@pytest.fixture(scope="module")
+def gw(redis_url: str, active_upstream: Upstream, preview_upstream: Upstream) -> Iterator[str]:
+    catalog = ModelCatalog()
+    catalog.update({"titanic": TITANIC, "iris": IRIS})
+    consumers = [Consumer("ops", "pro", frozenset({"predict", "preview"}))]
+    app = build_app(
+        redis_url,
+        registry=ConsumerRegistry(PEPPER, consumer_index(consumers, KEYS)),
+        upstreams=Upstreams(
+            {"titanic": active_upstream.url, "iris": active_upstream.url, "gone": active_upstream.url},
+            {"titanic": preview_upstream.url, "iris": preview_upstream.url},
+        ),
+        catalog=catalog,
+    )
+    server = GatewayServer(app)
+    yield server.url
+    server.close()
+
+
+def call(gw: str, path: str, **headers: str) -> httpx.Response:
+    return httpx.post(
+        gw + path, content=b"{}", headers={"X-API-Key": KEYS.by_consumer["ops"], **headers}, timeout=10
+    )
+
+
+def test_listing_and_routing_follow_the_catalog(gw: str) -> None:
+    listed = httpx.get(gw + "/v1/models", headers={"X-API-Key": KEYS.by_consumer["ops"]}, timeout=10).json()
+    assert [(m["name"], m["version"], m["color"], m["status"]) for m in listed["models"]] == [
+        ("iris", "1", "green", "Verifying"),
+        ("titanic", "3", "blue", "Stable"),
+    ]
+    assert call(gw, "/v1/models/titanic:predict").status_code == 200
+    assert call(gw, "/v1/models/iris:predict", **{"X-Ferry-Preview": "true"}).json()["upstream"] == "preview"
+    no_preview = call(gw, "/v1/models/titanic:predict", **{"X-Ferry-Preview": "true"})
+    assert no_preview.status_code == 404 and "preview colour" in no_preview.json()["message"]
+    assert call(gw, "/v1/models/gone:predict").status_code == 404  # no ModelDeployment, no route
