@@ -14,3 +14,9 @@ mlflow-down: ## stop the local MLflow server started by mlflow-up
 
 train: ## train the Titanic pipelines, register titanic-survival v1 (alias champion) and v2, print accuracies
 	@MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-$(FERRY_MLFLOW_URL)} $(EXAMPLE_PY) -m ferry_mlflow_example
+
+bench-predictor: ## benchmark ferry-predictor vs MLflow's scoring server and a stock KServe server (JSON in .local/bench)
+	@command -v wrk >/dev/null || { echo "installing wrk (the load generator) ..."; \
+		apt-get install -y wrk >/dev/null 2>&1 || { echo "wrk is missing and apt-get failed: install wrk"; exit 2; }; }
+	@$(MAKE) --no-print-directory mlflow-up
+	@MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-$(FERRY_MLFLOW_URL)} $(PY) predictor/bench/run.py $(BENCH_ARGS)

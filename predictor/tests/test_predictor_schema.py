@@ -147,3 +147,32 @@ def test_any_json_scalar_gets_a_verdict_never_a_crash(value: Any) -> None:
         assert [d.field for d in exc.details] == ["instances[0].n"]
     else:
         assert isinstance(batch.columns["n"][0], int) and batch.columns["n"][0] >= 0
+
+
+VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 200),
+    st.floats(-5, 200),
+    st.sampled_from(["male", "female", "M", ""]),
+)
+RECORD = st.dictionaries(
+    st.sampled_from(["pclass", "sex", "age", "sibsp", "vip", "extra"]), VALUE, max_size=6
+)
+
+
+@given(st.lists(RECORD, min_size=1, max_size=8))
+def test_the_quick_column_check_agrees_with_the_per_value_check(records: list[dict[str, Any]]) -> None:
+    def outcome(fn: Any) -> Any:
+        try:
+            return fn(records, "instances").columns
+        except FerryError as exc:
+            return sorted((d.field, d.reason) for d in exc.details)
+
+    quick = outcome(SCHEMA.validate_records)
+    slow = outcome(SCHEMA._validate_records_slowly)
+    assert quick == slow
+    if isinstance(quick, dict):  # same values and same types (ints in double columns become floats)
+        assert {k: [type(v) for v in vs] for k, vs in quick.items()} == {
+            k: [type(v) for v in vs] for k, vs in slow.items()
+        }

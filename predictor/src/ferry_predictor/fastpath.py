@@ -49,16 +49,23 @@ class CompiledLinear:
         for p in self.plans:
             values = columns[p.column]
             if p.onehot is None:
-                # Without an imputer a missing value stays NaN, and the caller rejects NaN results.
-                imp = np.nan if p.impute is None else p.impute
-                col = np.fromiter((imp if v is None else v for v in values), dtype=np.float64, count=n)
+                if None in values:
+                    # Without an imputer a missing value stays NaN, and the caller rejects NaN results.
+                    imp = np.nan if p.impute is None else p.impute
+                    values = [imp if v is None else v for v in values]
+                col = np.asarray(values, dtype=np.float64)
                 x[:, p.offset] = (col - p.shift) / p.scale if (p.shift or p.scale != 1.0) else col
             else:
                 lookup, imp = p.onehot, p.impute
-                for i, v in enumerate(values):
-                    j = lookup.get(imp if v is None else v)
-                    if j is not None:
-                        x[i, p.offset + j] = 1.0
+                hits = [lookup.get(imp if v is None else v, -1) for v in values]
+                if n <= 4:  # numpy's fancy indexing costs more than it saves on a handful of rows
+                    for i, j in enumerate(hits):
+                        if j >= 0:
+                            x[i, p.offset + j] = 1.0
+                else:
+                    cols = np.asarray(hits, dtype=np.intp)
+                    rows = np.flatnonzero(cols >= 0)
+                    x[rows, p.offset + cols[rows]] = 1.0
         return x
 
     def predict_proba(self, columns: Mapping[str, Sequence[Any]], n: int) -> Array:

@@ -148,20 +148,24 @@ class Metrics:
             return
         for col in schema.columns:
             values = batch.columns[col.name]
-            present = [v for v in values if v is not None]
-            if len(present) != len(values):
-                self._child(self.feature_missing, model, version, col.name).inc(len(values) - len(present))
-            if not present:
-                continue
+            missing = values.count(None)
+            present = values
+            if missing:
+                self._child(self.feature_missing, model, version, col.name).inc(missing)
+                present = [v for v in values if v is not None]
+                if not present:
+                    continue
             self._child(self.feature_present, model, version, col.name).inc(len(present))
             if col.enum is not None:
                 # Only enumerated features: free-text values would explode the label cardinality.
                 for value, n in Tally(present).items():
                     self._child(self.feature_category, model, version, col.name, str(value)).inc(n)
             elif col.type in FLOAT_TYPES or col.type in INTEGER_TYPES:
-                # Counters only grow: negative values go to their own counter (mean = (sum - negative) / n).
-                positive = sum(v for v in present if v > 0)
-                negative = -sum(v for v in present if v < 0)
-                self._child(self.feature_sum, model, version, col.name).inc(positive)
-                if negative:
+                total = sum(present)
+                if min(present) >= 0:
+                    self._child(self.feature_sum, model, version, col.name).inc(total)
+                else:
+                    # Counters only grow: negatives get their own counter (mean = (sum - negative) / n).
+                    negative = -sum(v for v in present if v < 0)
+                    self._child(self.feature_sum, model, version, col.name).inc(total + negative)
                     self._child(self.feature_negative_sum, model, version, col.name).inc(negative)
