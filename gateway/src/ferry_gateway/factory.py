@@ -55,6 +55,9 @@ def build_gateway(s: Settings) -> Gateway:
     elif s.dev:
         keys = StaticKeys(dev_jwks())
     jwt_settings = None
+    if (keys is not None or s.jwt_hmac_secret) and not s.dev and not (s.jwt_issuer and s.jwt_audience):
+        # a token minted for another service of the same identity provider must not work here
+        raise ValueError("JWT verification needs FERRY_JWT_ISSUER and FERRY_JWT_AUDIENCE")
     if keys is not None or s.jwt_hmac_secret:
         jwt_settings = JwtSettings(
             issuer=s.jwt_issuer or (DEV_ISSUER if s.dev else None),
