@@ -1,5 +1,8 @@
 """One Redis client from one URL: plain, TLS, Sentinel or Cluster.
 
+Plain and TLS URLs get the pipelined client in resp.py (the hot path); Sentinel and Cluster get
+redis-py, which follows their topology.
+
 Timeouts are short on purpose: the limiter sits on every request, and a Redis that does not
 answer within them is treated as down (the breaker then stops trying for a while).
 """
@@ -12,6 +15,8 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
+
+from ferry_gateway.resp import PipelinedRedis
 
 SOCKET_TIMEOUT = 0.25
 CONNECT_TIMEOUT = 0.25
@@ -47,6 +52,8 @@ def make_redis(url: str) -> Any:
     if parts.scheme in ("redis+cluster", "rediss+cluster"):
         plain = url.replace("+cluster", "", 1)
         return RedisCluster.from_url(plain, **opts)
-    if parts.scheme in ("redis", "rediss", "unix"):
+    if parts.scheme in ("redis", "rediss"):
+        return PipelinedRedis(url, SOCKET_TIMEOUT, CONNECT_TIMEOUT)
+    if parts.scheme == "unix":
         return aioredis.from_url(url, **opts)
     raise ValueError(f"REDIS_URL scheme {parts.scheme!r}: use redis, rediss, redis+sentinel or redis+cluster")
