@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cluster, tools
+from . import cluster, images, tools
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,7 +19,16 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("down", help="stop every process the cluster started and remove its state")
     sub.add_parser("status", help="exit 0 when the cluster is up, 1 otherwise")
     sub.add_parser("bin", help="print the directories holding the built binaries (for PATH)")
+    sub.add_parser("images", help="build the pause and base images for a real node (cached)")
+    parser.add_argument(
+        "--node",
+        choices=cluster.NODE_KINDS,
+        default=cluster.node_kind(),
+        help="kwok: fake nodes under .local/ (fast suites); real: kubelet + containerd under .local/e2e/ "
+        "(default from FERRY_NODE, else kwok)",
+    )
     args = parser.parse_args(argv)
+    cluster.select(args.node)
     if args.cmd == "tools":
         tools.ensure_tools(force=args.force)
     elif args.cmd == "up":
@@ -30,5 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         up = cluster.is_up()
         print("up" if up else "down")
         sys.exit(0 if up else 1)
+    elif args.cmd == "images":
+        images.ensure_images()
     elif args.cmd == "bin":
         print(":".join(str(t.bindir) for t in tools.ALL))

@@ -1,9 +1,13 @@
 """Start and stop the local control plane as plain processes.
 
-etcd -> kube-apiserver -> (controller-manager, scheduler, kwok) -> KServe's controller with its
-CRDs, configuration and webhooks. Ports are chosen free at first start and recorded in
-``.local/cluster/state.json`` so two checkouts can each run a cluster, and so ``up`` can tell a
-healthy cluster (reuse it) from a half-dead one (restart it).
+etcd -> kube-apiserver -> (controller-manager, scheduler, and kwok's fake node or a real node)
+-> KServe's controller with its CRDs, configuration and webhooks. Ports are chosen free at first
+start and recorded in ``<root>/cluster/state.json`` so two checkouts can each run a cluster, and
+so ``up`` can tell a healthy cluster (reuse it) from a half-dead one (restart it).
+
+Two flavours share all of this: ``kwok`` (the default, under ``.local/``: fake nodes, pods become
+Ready without running, fast) and ``real`` (under ``.local/e2e/``: a kubelet with containerd, runc
+and CNI, so containers really run; see ``node.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from . import pki, tools, versions
+from . import node, pki, tools, versions
 from .paths import local_dir
 from .procs import free_port, port_open, wait_for
 
@@ -35,12 +39,34 @@ def log(msg: str) -> None:
     print(f"[cluster {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+NODE_KINDS = ("kwok", "real")
+
+
+def root_for(node: str) -> Path:
+    return local_dir() if node == "kwok" else local_dir() / "e2e"
+
+
+_NODE = os.environ.get("FERRY_NODE", "kwok")
+
+
+def select(node: str) -> None:
+    """Point this module at one flavour's cluster (the CLI's --node)."""
+    global _NODE
+    if node not in NODE_KINDS:
+        raise ValueError(f"unknown node kind {node!r}; expected one of {NODE_KINDS}")
+    _NODE = node
+
+
+def node_kind() -> str:
+    return _NODE
+
+
 def state_dir() -> Path:
-    return local_dir() / "cluster"
+    return root_for(_NODE) / "cluster"
 
 
 def kubeconfig_path() -> Path:
-    return Path(os.environ.get("FERRY_KUBECONFIG", local_dir() / "kubeconfig"))
+    return root_for(_NODE) / "kubeconfig"
 
 
 @dataclass
@@ -168,6 +194,10 @@ def up() -> float:
                 "kserve_webhook",
                 "kserve_metrics",
                 "kserve_probe",
+                "kubelet",
+                "kubelet_healthz",
+                "proxy_metrics",
+                "proxy_healthz",
             )
         }
     )
@@ -178,6 +208,12 @@ def up() -> float:
         phases[name] = time.monotonic() - started
         log(f"{name} ready in {phases[name]:.1f}s")
 
+    if _NODE == "real":
+        node.preflight()
+        node.prepare_host_network()
+    # With a real node, pods reach the API server through the kubernetes Service, so it must
+    # listen on the node's bridge address rather than loopback.
+    api_ip = node.NODE_IP if _NODE == "real" else "127.0.0.1"
     pkidir = sd / "pki"
     ca = pki.CA(pkidir)
     api_crt, api_key = ca.issue(
@@ -186,6 +222,7 @@ def up() -> float:
         server_names=(
             "127.0.0.1",
             "localhost",
+            node.NODE_IP,
             "10.96.0.1",
             "kubernetes",
             "kubernetes.default",
@@ -196,7 +233,7 @@ def up() -> float:
     adm_crt, adm_key = ca.issue("admin", "ferry-admin", org="system:masters", client=True)
     hook_crt, hook_key = ca.issue("kserve-webhook", "kserve-webhook", server_names=("127.0.0.1", "localhost"))
     sa_key, sa_pub = pki.service_account_keys(pkidir)
-    server = f"https://127.0.0.1:{state.ports['apiserver']}"
+    server = f"https://{api_ip}:{state.ports['apiserver']}"
     admin_kc = sd / "admin.kubeconfig"
     admin_kc.write_text(_kubeconfig(server, ca.cert_path, adm_crt, adm_key))
     admin_kc.chmod(0o600)
@@ -241,8 +278,8 @@ def up() -> float:
         [
             str(tools.bin_path("kube-apiserver")),
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={api_ip}",
+            f"--advertise-address={api_ip}",
             f"--secure-port={state.ports['apiserver']}",
             f"--tls-cert-file={api_crt}",
             f"--tls-private-key-file={api_key}",
@@ -306,42 +343,18 @@ def up() -> float:
             "--profiling=false",
         ],
     )
-    kwok_src = tools.kwok_dir() / "kustomize" / "stage"
-    stages = [
-        kwok_src / "node" / "fast" / "node-initialize.yaml",
-        kwok_src / "node" / "heartbeat-with-lease" / "node-heartbeat-with-lease.yaml",
-        *sorted((kwok_src / "pod" / "fast").glob("pod-*.yaml")),
-    ]
-    _spawn(
-        state,
-        "kwok",
-        [
-            str(tools.bin_path("kwok")),
-            f"--kubeconfig={kc}",
-            *[f"--config={s}" for s in stages],
-            "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            f"--server-address=127.0.0.1:{state.ports['kwok']}",
-            "--cidr=10.244.0.1/16",
-            "--node-ip=10.0.0.1",
-        ],
-    )
-    kubectl("apply", "-f", "-", input=yaml.safe_dump(fake_node(KWOK_NODE)))
+    if _NODE == "kwok":
+        start_kwok(state, kc)
+        node_name = KWOK_NODE
+    else:
+        node_name = node.start(state, ca)
     wait_for(
-        f"node {KWOK_NODE} Ready",
+        f"node {node_name} Ready",
         lambda: (
-            all(_running(state, n) for n in ("kube-controller-manager", "kube-scheduler", "kwok"))
-            and kubectl(
-                "get",
-                "node",
-                KWOK_NODE,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-                check=False,
-            ).stdout
-            == "True"
+            all(_running(state, n) for n in state.pids)
+            and kubectl("get", "node", node_name, "-o", READY, check=False).stdout == "True"
         ),
-        60,
+        90,
         0.3,
     )
     wait_for(
@@ -364,6 +377,33 @@ def up() -> float:
     total = time.monotonic() - t0
     log(f"cluster up in {total:.1f}s; export KUBECONFIG={kubeconfig_path()}")
     return total
+
+
+READY = "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+
+
+def start_kwok(state: State, kubeconfig: str) -> None:
+    kwok_src = tools.kwok_dir() / "kustomize" / "stage"
+    stages = [
+        kwok_src / "node" / "fast" / "node-initialize.yaml",
+        kwok_src / "node" / "heartbeat-with-lease" / "node-heartbeat-with-lease.yaml",
+        *sorted((kwok_src / "pod" / "fast").glob("pod-*.yaml")),
+    ]
+    _spawn(
+        state,
+        "kwok",
+        [
+            str(tools.bin_path("kwok")),
+            f"--kubeconfig={kubeconfig}",
+            *[f"--config={s}" for s in stages],
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address=127.0.0.1:{state.ports['kwok']}",
+            "--cidr=10.244.0.1/16",
+            "--node-ip=10.0.0.1",
+        ],
+    )
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(fake_node(KWOK_NODE)))
 
 
 def fake_node(name: str) -> dict[str, Any]:
@@ -506,6 +546,8 @@ def down() -> None:
         # etcd outlives the API server, which otherwise hangs in its graceful shutdown.
         for name, pid in reversed(list(state.pids.items())):
             _terminate(name, pid)
+    if _NODE == "real":
+        node.cleanup(state_dir())
     shutil.rmtree(state_dir(), ignore_errors=True)
     kubeconfig_path().unlink(missing_ok=True)
     log("cluster down; state removed")

@@ -86,7 +86,14 @@ def _write_module(
     (workdir / "tools.go").write_text(f"package {name.replace('-', '')}\n")
 
 
-K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy")
+K8S_COMMANDS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "kube-proxy",
+)
 CONTROL_PLANE = Tool(f"control-plane-{versions.KUBERNETES}-etcd-{versions.ETCD}", (*K8S_COMMANDS, "etcd"))
 KWOK = Tool(f"kwok-{versions.KWOK}", ("kwok",))
 HELM = Tool(f"helm-{versions.HELM}", ("helm",))

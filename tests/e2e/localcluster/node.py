@@ -1,0 +1,259 @@
+"""A real Kubernetes node on this machine: containerd + runc + CNI bridge, kubelet, kube-proxy.
+
+Found on these machines and encoded here:
+* the sandbox may not lower ``oom_score_adj``: containerd's ``restrict_oom_score_adj`` keeps the
+  pause container's -998 from failing every pod sandbox with an opaque runc error;
+* cgroups are v1 with no systemd: kubelet runs with the cgroupfs driver and ``failCgroupV1:
+  false``, without per-QoS cgroups;
+* nothing may leave the machine: pods live on our own bridge, and the Service range is routed to
+  that bridge so a ClusterIP that kube-proxy has not (yet) translated goes nowhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from . import images, tools
+from .procs import wait_for
+
+if TYPE_CHECKING:
+    from .cluster import State
+    from .pki import CA
+
+NODE_NAME = "ferry-node-0"
+BRIDGE = "ferry0"
+NODE_IP = "10.88.0.1"
+POD_CIDR = "10.88.0.0/24"
+SERVICE_CIDR = "10.96.0.0/16"
+CLUSTER_DNS = "10.96.0.10"
+HOST_PACKAGES = {"containerd": "containerd", "runc": "runc", "umoci": "umoci", "debootstrap": "debootstrap"}
+CNI_DIR = Path("/usr/lib/cni")
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], text=True, capture_output=True, check=check)
+
+
+def preflight() -> None:
+    """Fail early, naming what is missing, rather than deep inside kubelet's logs."""
+    if os.geteuid() != 0:
+        raise SystemExit("a real node needs root (containerd, network namespaces, iptables)")
+    missing = [pkg for exe, pkg in HOST_PACKAGES.items() if shutil.which(exe) is None]
+    if not (CNI_DIR / "bridge").exists():
+        missing.append("containernetworking-plugins")
+    if missing:
+        raise SystemExit(f"a real node needs these Debian packages: apt-get install {' '.join(missing)}")
+
+
+def prepare_host_network() -> None:
+    """The node's bridge with its address, before the API server binds to that address."""
+    if _ip("link", "show", BRIDGE, check=False).returncode != 0:
+        _ip("link", "add", BRIDGE, "type", "bridge")
+    if NODE_IP not in _ip("-4", "addr", "show", BRIDGE).stdout:
+        _ip("addr", "add", f"{NODE_IP}/24", "dev", BRIDGE)
+    _ip("link", "set", BRIDGE, "up")
+    _ip("route", "replace", SERVICE_CIDR, "dev", BRIDGE)
+    Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
+    with contextlib.suppress(OSError):  # absent until br_netfilter loads; kube-proxy copes
+        Path("/proc/sys/net/bridge/bridge-nf-call-iptables").write_text("1")
+
+
+def _containerd_config(sd: Path) -> str:
+    cri = 'plugins."io.containerd.grpc.v1.cri"'
+    return f"""version = 2
+root = "{sd}/containerd/root"
+state = "{sd}/containerd/state"
+[grpc]
+  address = "{sd}/containerd/containerd.sock"
+[{cri}]
+  sandbox_image = "{images.PAUSE}"
+  restrict_oom_score_adj = true
+  [{cri}.containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [{cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{cri}.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [{cri}.cni]
+    bin_dir = "{CNI_DIR}"
+    conf_dir = "{sd}/cni"
+"""
+
+
+def _cni_config() -> str:
+    import json
+
+    return json.dumps(
+        {
+            "cniVersion": "1.0.0",
+            "name": "ferry",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": BRIDGE,
+                    "isGateway": True,
+                    "ipMasq": True,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": POD_CIDR, "gateway": NODE_IP}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "dataDir": "CNI_DATA_DIR",
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        },
+        indent=2,
+    )
+
+
+def start(state: State, ca: CA) -> str:
+    """Start containerd, kubelet and kube-proxy; return the node's name."""
+    from .cluster import _kubeconfig, _running, _spawn, log, state_dir
+
+    sd = state_dir()
+    (sd / "containerd").mkdir(parents=True, exist_ok=True)
+    (sd / "cni").mkdir(parents=True, exist_ok=True)
+    (sd / "containerd.toml").write_text(_containerd_config(sd))
+    (sd / "cni" / "10-ferry.conflist").write_text(_cni_config().replace("CNI_DATA_DIR", str(sd / "cni-ipam")))
+    sock = sd / "containerd" / "containerd.sock"
+    _spawn(state, "containerd", ["containerd", "--config", str(sd / "containerd.toml")])
+    wait_for("containerd socket", lambda: _running(state, "containerd") and sock.exists(), 30, 0.1)
+    ctr = ["ctr", "--address", str(sock)]
+    for ref, archive in images.ensure_images().items():
+        images.import_into(ctr, ref, archive)
+    log("images imported into containerd")
+
+    kubelet_crt, kubelet_key = ca.issue(
+        "kubelet-client", f"system:node:{NODE_NAME}", org="system:nodes", client=True
+    )
+    serving_crt, serving_key = ca.issue("kubelet-serving", NODE_NAME, server_names=(NODE_IP, "127.0.0.1"))
+    server = yaml.safe_load((sd / "admin.kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
+    kubelet_kc = sd / "kubelet.kubeconfig"
+    kubelet_kc.write_text(_kubeconfig(server, ca.cert_path, kubelet_crt, kubelet_key))
+    config = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "cgroupfs",
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "cgroupsPerQOS": False,
+        "enforceNodeAllocatable": [],
+        "containerRuntimeEndpoint": f"unix://{sock}",
+        "address": NODE_IP,
+        "port": state.ports["kubelet"],
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": state.ports["kubelet_healthz"],
+        "readOnlyPort": 0,
+        "tlsCertFile": str(serving_crt),
+        "tlsPrivateKeyFile": str(serving_key),
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(ca.cert_path)},
+        },
+        "authorization": {"mode": "Webhook"},
+        "clusterDNS": [CLUSTER_DNS],
+        "clusterDomain": "cluster.local",
+        "resolvConf": "/etc/resolv.conf",
+        # A shared disk is often fuller than kubelet's defaults tolerate; never evict here.
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+        },
+        "imageGCHighThresholdPercent": 100,
+        "serializeImagePulls": False,
+        "podCIDR": POD_CIDR,
+    }
+    (sd / "kubelet.yaml").write_text(yaml.safe_dump(config))
+    _spawn(
+        state,
+        "kubelet",
+        [
+            str(tools.bin_path("kubelet")),
+            f"--config={sd / 'kubelet.yaml'}",
+            f"--kubeconfig={kubelet_kc}",
+            f"--root-dir={sd / 'kubelet'}",
+            f"--hostname-override={NODE_NAME}",
+            f"--node-ip={NODE_IP}",
+            "--node-labels=ferry.dev/node=real",
+            "--v=1",
+        ],
+    )
+    proxy_config = {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "iptables",
+        "clientConnection": {"kubeconfig": str(sd / "admin.kubeconfig")},
+        "hostnameOverride": NODE_NAME,
+        "clusterCIDR": POD_CIDR,
+        "bindAddress": NODE_IP,
+        "metricsBindAddress": f"127.0.0.1:{state.ports['proxy_metrics']}",
+        "healthzBindAddress": f"127.0.0.1:{state.ports['proxy_healthz']}",
+        # conntrack sysctls are not ours to change in this sandbox.
+        "conntrack": {"maxPerCore": 0, "min": 0},
+    }
+    (sd / "kube-proxy.yaml").write_text(yaml.safe_dump(proxy_config))
+    _spawn(state, "kube-proxy", [str(tools.bin_path("kube-proxy")), f"--config={sd / 'kube-proxy.yaml'}"])
+    return NODE_NAME
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _kill_containers(sd: Path) -> None:
+    """Containers and their shims outlive containerd; end them through their cgroups."""
+    for procs in CGROUP_ROOT.glob("pids/k8s.io/*/cgroup.procs"):
+        for pid in procs.read_text().split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if cmd and cmd[0].endswith(b"containerd-shim-runc-v2") and str(sd).encode() in b" ".join(cmd):
+                os.kill(int(proc.name), signal.SIGKILL)
+    for controller in CGROUP_ROOT.iterdir():
+        for group in sorted(controller.glob("k8s.io/**/"), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                group.rmdir()
+
+
+def cleanup(sd: Path) -> None:
+    """Undo what the node did to the host: containers, mounts, netns, iptables, the bridge."""
+    _kill_containers(sd)
+    kube_proxy = tools.bin_path("kube-proxy")
+    if kube_proxy.exists():
+        subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True)
+    # containerd leaves overlay and shm mounts of its (now dead) containers under its root.
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for m in sorted((m for m in mounts if m.startswith(str(sd))), key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+    for ns in Path("/var/run/netns").glob("cni-*") if Path("/var/run/netns").exists() else []:
+        subprocess.run(["ip", "netns", "delete", ns.name], capture_output=True)
+    # The CNI bridge plugin's masquerade rules live in CNI-* chains referenced from POSTROUTING.
+    rules = subprocess.run(["iptables-save", "-t", "nat"], text=True, capture_output=True).stdout
+    for line in rules.splitlines():
+        if line.startswith("-A POSTROUTING") and "CNI-" in line:
+            subprocess.run(
+                ["iptables", "-t", "nat", *shlex.split(line.replace("-A", "-D", 1))], capture_output=True
+            )
+    for line in rules.splitlines():
+        if line.startswith(":CNI-"):
+            chain = line[1:].split()[0]
+            subprocess.run(["iptables", "-t", "nat", "-F", chain], capture_output=True)
+            subprocess.run(["iptables", "-t", "nat", "-X", chain], capture_output=True)
+    _ip("route", "del", SERVICE_CIDR, "dev", BRIDGE, check=False)
+    _ip("link", "del", BRIDGE, check=False)
