@@ -14,10 +14,11 @@ from ferry_predictor.model import load, read_constraints, resolve_version
 from ferry_predictor.runtime import HTTP_PORT, NAME, cluster_serving_runtime
 from ferry_predictor.schema import Batch
 from mlflow.models.signature import ModelSignature
+from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import ColSpec, Schema
 
 
-class Doubler(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class Doubler(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
         return model_input["x"] * 2
 
