@@ -1,0 +1,54 @@
+# The Helm chart (charts/ferry), its generated files, images and the developer loop.
+
+ENV ?= dev
+NAMESPACE ?= ferry
+RELEASE ?= ferry
+CHART_DIR := charts/ferry
+CHART_PY := PYTHONPATH=charts:tests/e2e $(PY)
+# helm/kubectl: the project's own builds (make tools) first, then whatever is on PATH.
+CHART_PATH = $$($(LOCALCLUSTER) bin 2>/dev/null):$$PATH
+IMAGE_REGISTRY ?= ghcr.io/ferry-dev
+IMAGE_TAG ?= 0.1.0
+IMAGES := operator gateway predictor
+
+.PHONY: chart-lint chart-test dashboards dashboards-check install-manifests images kind-up kind-down deploy
+
+chart-lint: ## helm lint --strict the chart with each values-ENV.yaml
+	@for env in dev staging prod; do PATH=$(CHART_PATH) helm lint --strict $(CHART_DIR) -f $(CHART_DIR)/values-$$env.yaml || exit 1; done
+
+chart-test: ## chart tests: lint, schemas, generated files, PromQL, install/upgrade/uninstall on the local cluster
+	$(UV) run --frozen pytest tests/chart -q
+
+dashboards: ## regenerate the Grafana dashboards and alert rules under charts/ferry/files/ from the metric modules
+	$(CHART_PY) -m ferrycharts dashboards
+
+dashboards-check: ## fail when the committed dashboards or alert rules are stale
+	$(CHART_PY) -m ferrycharts dashboards --check
+
+install-manifests: ## render manifests/install/ (plain kubectl install) from the chart
+	PATH=$(CHART_PATH) $(CHART_PY) -m ferrycharts install-manifests
+
+images: ## build the operator, gateway and predictor images (buildah, podman or docker) as IMAGE_REGISTRY/ferry-X:IMAGE_TAG
+	@tool=$$(command -v buildah || command -v podman || { docker info >/dev/null 2>&1 && command -v docker; } || true); \
+	if [ -z "$$tool" ]; then echo "images: no buildah, podman or running docker found; install one to build images" >&2; exit 1; fi; \
+	for c in $(IMAGES); do \
+	  if [ ! -f $$c/Containerfile ]; then echo "images: $$c/Containerfile does not exist yet; skipping ferry-$$c" >&2; continue; fi; \
+	  echo "==> $$(basename $$tool) build ferry-$$c"; \
+	  case $$(basename $$tool) in buildah) sub="bud";; *) sub="build";; esac; \
+	  $$tool $$sub -f $$c/Containerfile -t $(IMAGE_REGISTRY)/ferry-$$c:$(IMAGE_TAG) . || exit 1; \
+	done
+
+kind-up: ## (laptops with Docker) create a kind cluster named ferry and load the images into it
+	@command -v kind >/dev/null || { echo "kind-up: kind is not installed (https://kind.sigs.k8s.io); this machine uses make cluster-up" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "kind-up: no running Docker engine; kind needs one" >&2; exit 1; }
+	kind get clusters | grep -qx ferry || kind create cluster --name ferry
+	@for c in $(IMAGES); do kind load docker-image --name ferry $(IMAGE_REGISTRY)/ferry-$$c:$(IMAGE_TAG) || echo "kind-up: ferry-$$c not built (make images)"; done
+
+kind-down: ## delete the kind cluster named ferry
+	@command -v kind >/dev/null || { echo "kind-down: kind is not installed; nothing to delete" >&2; exit 1; }
+	kind delete cluster --name ferry
+
+deploy: ## helm upgrade --install the chart with values-ENV.yaml (ENV=dev|staging|prod) into NAMESPACE of KUBECONFIG
+	@case "$(ENV)" in dev|staging|prod) ;; *) echo "deploy: ENV must be dev, staging or prod (got '$(ENV)')" >&2; exit 2;; esac
+	PATH=$(CHART_PATH) helm upgrade --install $(RELEASE) $(CHART_DIR) --namespace $(NAMESPACE) --create-namespace \
+	  -f $(CHART_DIR)/values-$(ENV).yaml --set image.tag=$(IMAGE_TAG) --wait --timeout 5m

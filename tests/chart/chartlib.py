@@ -1,0 +1,96 @@
+"""Helpers shared by the chart tests: the project's helm, rendering, CRD schemas."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from localcluster import tools, versions
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "ferry"
+ENVIRONMENTS = ("dev", "staging", "prod")
+# The Prometheus Operator's CRDs (for ServiceMonitor/PodMonitor/PrometheusRule), from its Go module.
+PROMETHEUS_OPERATOR = ("github.com/prometheus-operator/prometheus-operator", "v0.85.0")
+MONITORING_APIS = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule")
+JSON = dict[str, Any]
+
+
+@cache
+def helm() -> str:
+    built = tools.bin_path("helm")
+    if built.is_file():
+        return str(built)
+    found = shutil.which("helm")
+    assert found, "helm not found: run `make tools`"
+    return found
+
+
+def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm(), *args], capture_output=True, text=True, check=check)
+
+
+def values_args(env: str | None) -> list[str]:
+    return ["-f", str(CHART / f"values-{env}.yaml")] if env else []
+
+
+def template(
+    env: str | None, *extra: str, namespace: str = "ferry", api_versions: Iterable[str] = ()
+) -> list[JSON]:
+    args = ["template", "t", str(CHART), "--namespace", namespace, *values_args(env), *extra]
+    for api in api_versions:
+        args += ["--api-versions", api]
+    out = run_helm(*args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def kube_version() -> str:
+    """The cluster's release as kubernetes-validate names it (v1.36.3 -> 1.36.0)."""
+    major, minor = versions.KUBERNETES.lstrip("v").split(".")[:2]
+    return f"{major}.{minor}.0"
+
+
+class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """YAML 1.1's '=' (value) tag appears in upstream CRDs as a plain string."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+def _crd_docs(paths: Iterable[Path]) -> list[JSON]:
+    docs: list[JSON] = []
+    for p in paths:
+        loaded = yaml.load_all(p.read_text(), Loader=_Loader)
+        docs += [d for d in loaded if d and d.get("kind") == "CustomResourceDefinition"]
+    return docs
+
+
+@cache
+def crd_schemas() -> dict[tuple[str, str], JSON]:
+    """(apiVersion, kind) -> openAPIV3Schema: the chart's CRDs, KServe's, the Prometheus Operator's."""
+    paths = sorted((CHART / "crds").glob("*.yaml"))
+    # Only the third-party kinds the chart renders (the InferenceService CRD alone is about 1 MB).
+    paths += sorted((tools.kserve_dir() / "config" / "crd" / "full").rglob("*clusterservingruntimes.yaml"))
+    po = tools.module_dir(*PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
+    paths += [
+        po / f"monitoring.coreos.com_{k}.yaml" for k in ("servicemonitors", "podmonitors", "prometheusrules")
+    ]
+    out: dict[tuple[str, str], JSON] = {}
+    for crd in _crd_docs(paths):
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for v in crd["spec"]["versions"]:
+            out[(f"{group}/{v['name']}", kind)] = v["schema"]["openAPIV3Schema"]
+    return out
+
+
+def validate_custom(doc: JSON) -> None:
+    schema = crd_schemas()[(doc["apiVersion"], doc["kind"])]
+    # Upstream patterns use Go regex syntax Python rejects in a metaschema check; validate directly.
+    jsonschema.Draft7Validator(schema).validate(json.loads(json.dumps(doc)))
