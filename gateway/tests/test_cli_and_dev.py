@@ -130,3 +130,39 @@ def test_gateway_help_and_config_errors(tmp_path: Path) -> None:
         text=True,
     )
     assert bad_upstream.returncode == 2 and "expected NAME=URL" in bad_upstream.stderr
+
+
+def test_jwks_without_issuer_and_audience_is_refused(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    env = {**os.environ, "FERRY_DEV_DIR": str(tmp_path), "FERRY_API_KEY_PEPPER": "p"}
+    subprocess.run([str(BIN / "ferry"), "jwks"], env=env, check=True, stdout=jwks.open("w"))
+    env["FERRY_JWKS_FILE"] = str(jwks)
+    started = subprocess.run(
+        [str(BIN / "ferry-gateway"), "--upstream", "m=http://127.0.0.1:1"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert started.returncode == 2 and "FERRY_JWT_ISSUER and FERRY_JWT_AUDIENCE" in started.stderr
+
+
+def test_keys_secret_makes_a_secret_the_cluster_source_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+
+    import yaml
+    from ferry_gateway.consumers import ConsumerRegistry
+    from ferry_gateway.k8s_source import build_index
+
+    assert (
+        cli.main(["keys", "secret", "--consumer", "acme", "--secret", "acme-key-2", "--namespace", "ml"]) == 0
+    )
+    out = capsys.readouterr()
+    secret = yaml.safe_load(out.out)
+    assert secret["metadata"]["labels"]["ferry.dev/api-key"] == "true"
+    key = secret["stringData"]["apiKey"]
+    assert "kubectl -n ml patch consumer acme" in out.err and key not in out.err
+    data = {"acme-key-2": {"apiKey": base64.b64encode(key.encode()).decode()}}
+    index, _ = build_index(
+        [{"metadata": {"name": "acme"}, "spec": {"apiKeys": [{"name": "acme-key-2"}]}}], data, b"pepper"
+    )
+    assert ConsumerRegistry(b"pepper", index).authenticate_key(key).name == "acme"

@@ -3,6 +3,7 @@
 ferry keys create --consumer NAME [--file F] [--tier T] [--scopes predict,preview] [--expires-in S]
 ferry keys revoke --consumer NAME --id KEY_ID [--file F]
 ferry keys list [--file F]
+ferry keys secret --consumer NAME --secret SECRET [--namespace NS]   # cluster consumers
 ferry token --consumer NAME [--scopes ...] [--tier T] [--expires-in S] [--audience AUD]
 ferry jwks            # the development JWKS (what `ferry-gateway --dev` trusts)
 """
@@ -98,6 +99,33 @@ def keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def keys_secret(args: argparse.Namespace) -> int:
+    """A new key as a Kubernetes Secret on stdout (for `kubectl apply -f -`), and how to attach it."""
+    key = generate_key()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": args.secret,
+            "namespace": args.namespace,
+            "labels": {"ferry.dev/api-key": "true", "ferry.dev/consumer": args.consumer},
+        },
+        "type": "Opaque",
+        "stringData": {"apiKey": key},
+    }
+    print(yaml.safe_dump(secret, sort_keys=False), end="")
+    ref: dict[str, Any] = {"name": args.secret}
+    if args.expires_in:
+        ref["expiresAt"] = _iso(datetime.now(UTC) + timedelta(seconds=args.expires_in))
+    patch = json.dumps([{"op": "add", "path": "/spec/apiKeys/-", "value": ref}])
+    print(
+        f"the key is in the Secret above (shown once); attach it with:\n"
+        f"  kubectl -n {args.namespace} patch consumer {args.consumer} --type json -p '{patch}'",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def keys_revoke(args: argparse.Namespace) -> int:
     path = Path(args.file)
     doc = _load(path)
@@ -180,6 +208,16 @@ def parser() -> argparse.ArgumentParser:
         "--dev", action="store_true", help="use the development pepper (matches ferry-gateway --dev)"
     )
     c.set_defaults(func=keys_create)
+    sc = ks.add_parser(
+        "secret",
+        help="a new key as a labelled Kubernetes Secret (cluster consumers)",
+        description="Print a Secret holding a new API key, for `kubectl apply -f -`.",
+    )
+    sc.add_argument("--consumer", required=True, help="the Consumer resource the key is for")
+    sc.add_argument("--secret", required=True, help="name of the Secret to create")
+    sc.add_argument("--namespace", default="ferry", help="namespace of the Consumer (default ferry)")
+    sc.add_argument("--expires-in", type=_positive, metavar="SECONDS", help="expiry for the apiKeys entry")
+    sc.set_defaults(func=keys_secret)
     r = ks.add_parser("revoke", help="revoke a key; a running gateway refuses it on the next request")
     r.add_argument("--consumer", required=True)
     r.add_argument("--id", required=True, help="the KEY ID shown by `ferry keys list`")
