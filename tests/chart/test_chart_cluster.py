@@ -1,0 +1,129 @@
+"""The chart against the local cluster: server-side dry runs, then install, upgrade and uninstall."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from chartlib import CHART, ENVIRONMENTS, helm, run_helm, values_args
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from localcluster import tools
+from localcluster.procs import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def api(kubeconfig: str) -> client.ApiClient:
+    # The chart's CRDs must exist for the dry run of its custom resources (helm installs them too).
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
+    return api
+
+
+def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [str(tools.bin_path("kubectl")), "--kubeconfig", kubeconfig, *args]
+    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+    return result
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient) -> Iterator[str]:
+    name = f"chart-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+def isolating(namespace: str) -> list[str]:
+    """Cluster-scoped names of their own, so tests never collide with another install."""
+    return [
+        "--set", f"operator.peering.name={namespace}",
+        "--set", f"predictor.runtime.name={namespace}",
+        "--set", f"gateway.modelNamespace={namespace}",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_server_side_dry_run_accepts_every_object(
+    api: client.ApiClient, kubeconfig: str, namespace: str, env: str
+) -> None:
+    rendered = run_helm(
+        "template", namespace, str(CHART), "--namespace", namespace, *values_args(env), *isolating(namespace)
+    ).stdout
+    out = kubectl(
+        kubeconfig, "apply", "--server-side", "--dry-run=server", "-n", namespace, "-f", "-", stdin=rendered
+    )
+    applied = [line for line in out.stdout.splitlines() if "serverside-applied" in line]
+    assert any("deployment.apps/" in line for line in applied), out.stdout
+    assert any("clusterservingruntime" in line for line in applied), out.stdout
+    # Nothing was created: it was a dry run.
+    with pytest.raises(ApiException) as gone:
+        client.AppsV1Api(api).read_namespaced_deployment(f"{namespace}-ferry-gateway", namespace)
+    assert gone.value.status == 404
+
+
+def ready_pods(api: client.ApiClient, namespace: str, component: str) -> int:
+    pods: list[Any] = (
+        client.CoreV1Api(api)
+        .list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/component={component}")
+        .items
+    )
+    ready = 0
+    for pod in pods:
+        if pod.metadata.deletion_timestamp is None and any(
+            c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
+        ):
+            ready += 1
+    return ready
+
+
+def test_install_upgrade_uninstall(api: client.ApiClient, kubeconfig: str, namespace: str) -> None:
+    release = namespace
+    common = ["--namespace", namespace, "--kubeconfig", kubeconfig, *isolating(namespace)]
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+
+    run_helm("install", release, str(CHART), *values_args("dev"), *common, "--wait", "--timeout", "3m")
+    for component in ("operator", "gateway", "redis", "mlflow"):
+        wait_for(f"{component} pod Ready", lambda c=component: ready_pods(api, namespace, c) >= 1, 120)  # type: ignore[misc]
+    runtime: Any = client.CustomObjectsApi(api).get_cluster_custom_object(
+        "serving.kserve.io", "v1alpha1", "clusterservingruntimes", namespace
+    )
+    assert runtime["spec"]["containers"][0]["image"].endswith("/ferry-predictor:0.1.0")
+
+    # Staging reads its credentials from Secrets the operator of the cluster creates.
+    for name, data in {
+        "ferry-gateway": {"FERRY_API_KEY_PEPPER": "pepper"},
+        "ferry-redis": {"REDIS_URL": "redis://redis.example:6379/0"},
+        "ferry-mlflow-credentials": {"MLFLOW_TRACKING_TOKEN": "token"},
+    }.items():
+        core.create_namespaced_secret(
+            namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+        )
+    run_helm("upgrade", release, str(CHART), *values_args("staging"), *common, "--wait", "--timeout", "3m")
+    status = run_helm("status", release, "--namespace", namespace, "--kubeconfig", kubeconfig).stdout
+    assert "REVISION: 2" in status and "STATUS: deployed" in status
+    gateway: Any = apps.read_namespaced_deployment(f"{release}-ferry-gateway", namespace)
+    env = {e.name: e for e in gateway.spec.template.spec.containers[0].env}
+    assert env["REDIS_URL"].value_from.secret_key_ref.name == "ferry-redis"
+    assert env["FERRY_CONSUMER_NAMESPACE"].value == namespace
+    wait_for("in-chart Redis removed", lambda: ready_pods(api, namespace, "redis") == 0, 120)
+    for component in ("operator", "gateway"):
+        wait_for(f"{component} pod Ready", lambda c=component: ready_pods(api, namespace, c) >= 1, 120)  # type: ignore[misc]
+    assert client.NetworkingV1Api(api).read_namespaced_ingress(f"{release}-ferry-gateway", namespace)
+
+    run_helm("uninstall", release, "--namespace", namespace, "--kubeconfig", kubeconfig, "--wait")
+    assert not apps.list_namespaced_deployment(namespace).items
+    with pytest.raises(ApiException) as gone:
+        client.RbacAuthorizationV1Api(api).read_cluster_role(f"{release}-ferry-operator")
+    assert gone.value.status == 404
+
+
+def test_helm_is_the_projects_build() -> None:
+    assert helm() == str(tools.bin_path("helm"))
