@@ -39,11 +39,17 @@ helm.sh/chart: {{ printf "%s-%s" $ctx.Chart.Name $ctx.Chart.Version | replace "+
 ferry.dev/environment: {{ $ctx.Values.environment | quote }}
 {{- end -}}
 
-{{/* "ferry.image" (list . .Values.gateway.image) */}}
+{{/* "ferry.image" (list . .Values.gateway.image): registry/repository:tag, or repository:tag when
+the repository is already a full reference (contains "/", as skaffold sets it). */}}
 {{- define "ferry.image" -}}
 {{- $ctx := index . 0 -}}
 {{- $img := index . 1 -}}
-{{- printf "%s/%s:%s" $ctx.Values.image.registry $img.repository (default (default $ctx.Chart.AppVersion $ctx.Values.image.tag) $img.tag) -}}
+{{- $tag := default (default $ctx.Chart.AppVersion $ctx.Values.image.tag) $img.tag -}}
+{{- if contains "/" $img.repository -}}
+{{- printf "%s:%s" $img.repository $tag -}}
+{{- else -}}
+{{- printf "%s/%s:%s" $ctx.Values.image.registry $img.repository $tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "ferry.mlflowUrl" -}}
