@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -45,27 +46,34 @@ def log(msg: str) -> None:
 
 
 @contextmanager
-def process(name: str, args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
-    proc = subprocess.Popen(
-        args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+def process(
+    name: str, args: list[str], port: int, log_file: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log_file.open("wb") as out:  # a file, not a pipe nobody reads: a full pipe would stall the server
+        proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
     try:
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                raise RuntimeError(f"{name} exited; see {log_file}")
             return port_open(port)
 
         wait_for(name, up, timeout=60)
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
-def upstream(port: int, serial: float = 0.0) -> Any:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def upstream(port: int, log_dir: Path, serial: float = 0.0) -> Any:
     args = [sys.executable, str(HERE / "static_upstream.py"), "--port", str(port), "--serial", str(serial)]
-    return process(f"upstream :{port}", args, port)
+    return process(f"upstream :{port}", args, port, log_dir / f"upstream-{port}.log")
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -114,6 +122,11 @@ def wrk(url: str, connections: int, duration: int, headers: dict[str, str]) -> d
 CLIENT_COMMANDS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script", "cmdstat_mget", "cmdstat_ping")
 
 
+def drained(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_pending", timeout=5) as resp:
+        return bool(json.load(resp)["pending"] == 0)
+
+
 def redis_calls(r: redis.Redis) -> int:  # type: ignore[type-arg]
     stats = r.info("commandstats")
     return sum(int(stats[k]["calls"]) for k in CLIENT_COMMANDS if k in stats)
@@ -144,10 +157,10 @@ def main() -> int:
         log("starting redis-server, predictor stand-ins and one ferry-gateway process")
         rs = stack.enter_context(redis_server(work / "redis"))
         slow_port, fast_port, gw_port = free_port(), free_port(), free_port()
-        stack.enter_context(upstream(slow_port, serial=SERVICE_TIME))
-        stack.enter_context(upstream(fast_port))
+        stack.enter_context(upstream(slow_port, work, serial=SERVICE_TIME))
+        stack.enter_context(upstream(fast_port, work))
         env = {"REDIS_URL": rs.url, "FERRY_DEV_DIR": str(work / "dev")}
-        stack.enter_context(
+        gateway = stack.enter_context(
             process(
                 "ferry-gateway",
                 [
@@ -163,6 +176,7 @@ def main() -> int:
                     f"fast=http://127.0.0.1:{fast_port}",
                 ],
                 gw_port,
+                work / "gateway.log",
                 env,
             )
         )
@@ -181,7 +195,10 @@ def main() -> int:
         overhead: list[dict[str, Any]] = []
         for c in (1, 32, 128):
             log(f"overhead at concurrency {c}: direct, then via the gateway ({args.duration}s each)")
+            # wrk stops with requests still queued at the predictor; the next run must not inherit them
+            wait_for("predictor stand-in drained", lambda: drained(slow_port), timeout=60)
             d = wrk(direct_slow, c, args.duration, {})
+            wait_for("predictor stand-in drained", lambda: drained(slow_port), timeout=60)
             g = wrk(via_slow, c, args.duration, key)
             overhead.append(
                 {
@@ -201,9 +218,10 @@ def main() -> int:
         )
         r = redis.Redis.from_url(rs.url)
         direct = wrk(fast_direct, 64, args.duration, {})
-        before = redis_calls(r)
+        before, cpu_before = redis_calls(r), cpu_seconds(gateway.pid)
         with_key = wrk(fast_via, 64, args.duration, key)
-        after = redis_calls(r)
+        after, cpu_after = redis_calls(r), cpu_seconds(gateway.pid)
+        cpu_us = (cpu_after - cpu_before) / max(1, with_key["requests"]) * 1e6
         with_jwt = wrk(fast_via, 64, args.duration, {"Authorization": f"Bearer {token}"})
         results["throughput"] = {
             "upstream_direct": direct,
@@ -211,6 +229,8 @@ def main() -> int:
             "gateway_jwt": with_jwt,
             "gateway_vs_direct": round(with_key["rps"] / direct["rps"], 3),
         }
+        results["gateway_cpu_us_per_request"] = round(cpu_us, 1)
+        results["implied_rps_per_core"] = round(1e6 / cpu_us) if cpu_us else None
         results["redis_round_trips_per_request"] = round((after - before) / max(1, with_key["requests"]), 3)
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +259,10 @@ def main() -> int:
         f"errors {t['gateway_api_key']['errors']}/{t['gateway_jwt']['errors']}"
     )
     print(f"Redis round trips per request: {results['redis_round_trips_per_request']}")
+    print(
+        f"Gateway CPU per request (API key + limits): {results['gateway_cpu_us_per_request']} us "
+        f"= {results['implied_rps_per_core']} req/s per fully available core"
+    )
     print(
         f"load average at start {results['loadavg_at_start']:.1f} on {results['cpus']} CPUs; "
         f"wall {results['wall_seconds']}s; JSON: {args.out}"

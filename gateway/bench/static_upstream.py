@@ -29,6 +29,7 @@ class Options:
     delay: float = 0.0
     serial: float = 0.0
     name: str = "upstream"
+    pending: int = 0
 
 
 class _Protocol(asyncio.Protocol):
@@ -68,18 +69,24 @@ class _Protocol(asyncio.Protocol):
         path = self.url.decode()
         headers, body = self.headers, bytes(self.body)
         self._reset()
-        if self.opts.delay or self.opts.serial:
+        if path == "/_pending":  # how much accepted work is still queued (benchmarks wait for 0)
+            self._write(json.dumps({"pending": self.opts.pending}).encode())
+        elif self.opts.delay or self.opts.serial:
+            self.opts.pending += 1
             asyncio.get_running_loop().create_task(self._later(method, path, headers, body))
         else:
             self._answer(method, path, headers, body)
 
     async def _later(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
-        if self.opts.serial:
-            async with self.lock:
-                await asyncio.sleep(self.opts.serial)
-        if self.opts.delay:
-            await asyncio.sleep(self.opts.delay)
-        self._answer(method, path, headers, body)
+        try:
+            if self.opts.serial:
+                async with self.lock:
+                    await asyncio.sleep(self.opts.serial)
+            if self.opts.delay:
+                await asyncio.sleep(self.opts.delay)
+            self._answer(method, path, headers, body)
+        finally:
+            self.opts.pending -= 1
 
     def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -98,6 +105,11 @@ class _Protocol(asyncio.Protocol):
             payload = json.dumps(doc).encode()
         else:
             payload = STATIC_BODY
+        self._write(payload)
+
+    def _write(self, payload: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
         self.transport.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-upstream: "
             + self.opts.name.encode()
