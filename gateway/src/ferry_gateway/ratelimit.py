@@ -230,8 +230,12 @@ class RateLimiter:
         except (RedisError, OSError) as exc:
             self.breaker.failure()
             metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+            metrics.CIRCUIT_OPEN.labels("redis").set(1)
             log.warning("redis unavailable for rate limiting: %s", type(exc).__name__)
             return self._degraded()
+        if self.breaker.failures:
+            metrics.CIRCUIT_OPEN.labels("redis").set(0)
+            log.info("redis is back; rate limiting resumes")
         self.breaker.success()
         return interpret(gcra, quotas, reply, now)
 
