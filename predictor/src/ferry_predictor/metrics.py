@@ -12,10 +12,14 @@ drift panel compares with the training mean.
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from ferry_predictor.schema import FLOAT_TYPES, INTEGER_TYPES, Batch, InputSchema
 
@@ -55,6 +59,59 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 ROW_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 
 
+@dataclass
+class _BatchStats:
+    """Per-row tallies of one model version, kept in plain dicts and turned into metrics at scrape time.
+
+    A 100-row batch would otherwise make hundreds of locked counter updates; the event loop is the
+    only writer and the only reader (/metrics), so plain dicts are safe.
+    """
+
+    predictions: Tally[str] = field(default_factory=Tally)
+    feature_sum: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    feature_negative_sum: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    feature_present: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    feature_missing: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    feature_category: defaultdict[str, Tally[Any]] = field(default_factory=lambda: defaultdict(Tally))
+
+
+class _BatchCollector(Collector):
+    def __init__(self) -> None:
+        self.stats: dict[tuple[str, str], _BatchStats] = {}
+
+    def describe(self) -> list[Any]:
+        return []  # unchecked collector: families appear once rows have been seen
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        stats = list(self.stats.items())
+        fams = {
+            name: CounterMetricFamily(name, doc, labels=LABELS[name])
+            for name, doc in (
+                (PREDICTIONS_TOTAL, "Predicted rows by class"),
+                (FEATURE_SUM_TOTAL, "Sum of a numeric feature's non-negative values"),
+                (FEATURE_NEGATIVE_SUM_TOTAL, "Sum of |v| over a numeric feature's negative values"),
+                (FEATURE_PRESENT_TOTAL, "Rows in which a feature had a value"),
+                (FEATURE_MISSING_TOTAL, "Rows in which an optional feature was missing"),
+                (FEATURE_CATEGORY_TOTAL, "Rows per value of an enumerated feature"),
+            )
+        }
+        for (model, version), s in stats:
+            for cls, n in s.predictions.items():
+                fams[PREDICTIONS_TOTAL].add_metric([model, version, cls], n)
+            for name, table in (
+                (FEATURE_SUM_TOTAL, s.feature_sum),
+                (FEATURE_NEGATIVE_SUM_TOTAL, s.feature_negative_sum),
+                (FEATURE_PRESENT_TOTAL, s.feature_present),
+                (FEATURE_MISSING_TOTAL, s.feature_missing),
+            ):
+                for feature, value in table.items():
+                    fams[name].add_metric([model, version, feature], value)
+            for feature, tally in s.feature_category.items():
+                for value, n in tally.items():
+                    fams[FEATURE_CATEGORY_TOTAL].add_metric([model, version, feature, str(value)], n)
+        yield from fams.values()
+
+
 class Metrics:
     """The predictor's collectors, in their own registry so tests and servers do not share state."""
 
@@ -71,36 +128,6 @@ class Metrics:
         )
         self.rows = Histogram(
             BATCH_ROWS, "Rows per inference request", LABELS[BATCH_ROWS], buckets=ROW_BUCKETS, registry=r
-        )
-        self.predictions = Counter(
-            PREDICTIONS_TOTAL, "Predicted rows by class", LABELS[PREDICTIONS_TOTAL], registry=r
-        )
-        self.feature_sum = Counter(
-            FEATURE_SUM_TOTAL, "Sum of a numeric feature's values", LABELS[FEATURE_SUM_TOTAL], registry=r
-        )
-        self.feature_negative_sum = Counter(
-            FEATURE_NEGATIVE_SUM_TOTAL,
-            "Sum of |v| over a feature's negative values",
-            LABELS[FEATURE_NEGATIVE_SUM_TOTAL],
-            registry=r,
-        )
-        self.feature_present = Counter(
-            FEATURE_PRESENT_TOTAL,
-            "Rows in which a feature had a value",
-            LABELS[FEATURE_PRESENT_TOTAL],
-            registry=r,
-        )
-        self.feature_missing = Counter(
-            FEATURE_MISSING_TOTAL,
-            "Rows in which an optional feature was missing",
-            LABELS[FEATURE_MISSING_TOTAL],
-            registry=r,
-        )
-        self.feature_category = Counter(
-            FEATURE_CATEGORY_TOTAL,
-            "Rows per value of an enumerated feature",
-            LABELS[FEATURE_CATEGORY_TOTAL],
-            registry=r,
         )
         self.ready = Gauge(
             MODEL_READY, "1 when the model is loaded and serving", LABELS[MODEL_READY], registry=r
@@ -123,6 +150,8 @@ class Metrics:
             LABELS[FAST_PATH],
             registry=r,
         )
+        self._batches = _BatchCollector()
+        r.register(self._batches)
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -142,8 +171,10 @@ class Metrics:
         self, model: str, version: str, batch: Batch, schema: InputSchema | None, labels: Sequence[Any]
     ) -> None:
         self._child(self.rows, model, version).observe(batch.rows)
-        for cls, n in Tally(labels).items():
-            self._child(self.predictions, model, version, str(cls)).inc(n)
+        stats = self._batches.stats.get((model, version))
+        if stats is None:
+            stats = self._batches.stats[(model, version)] = _BatchStats()
+        stats.predictions.update(map(str, labels))
         if schema is None:
             return
         for col in schema.columns:
@@ -151,21 +182,20 @@ class Metrics:
             missing = values.count(None)
             present = values
             if missing:
-                self._child(self.feature_missing, model, version, col.name).inc(missing)
+                stats.feature_missing[col.name] += missing
                 present = [v for v in values if v is not None]
                 if not present:
                     continue
-            self._child(self.feature_present, model, version, col.name).inc(len(present))
+            stats.feature_present[col.name] += len(present)
             if col.enum is not None:
                 # Only enumerated features: free-text values would explode the label cardinality.
-                for value, n in Tally(present).items():
-                    self._child(self.feature_category, model, version, col.name, str(value)).inc(n)
+                stats.feature_category[col.name].update(present)
             elif col.type in FLOAT_TYPES or col.type in INTEGER_TYPES:
                 total = sum(present)
                 if min(present) >= 0:
-                    self._child(self.feature_sum, model, version, col.name).inc(total)
+                    stats.feature_sum[col.name] += total
                 else:
                     # Counters only grow: negatives get their own counter (mean = (sum - negative) / n).
                     negative = -sum(v for v in present if v < 0)
-                    self._child(self.feature_sum, model, version, col.name).inc(total + negative)
-                    self._child(self.feature_negative_sum, model, version, col.name).inc(negative)
+                    stats.feature_sum[col.name] += total + negative
+                    stats.feature_negative_sum[col.name] += negative

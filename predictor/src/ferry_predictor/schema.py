@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,8 +159,11 @@ class InputSchema:
     columns: tuple[Column, ...]
     by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
+    _getter: Callable[[Any], Any] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {c.name: c for c in self.columns})
+        object.__setattr__(self, "_getter", operator.itemgetter(*self.names) if self.columns else tuple)
 
     @property
     def names(self) -> list[str]:
@@ -167,19 +171,39 @@ class InputSchema:
 
     def validate_records(self, records: Sequence[Any], where: str) -> Batch:
         """Rows as objects ``{column: value}`` or as arrays in signature order."""
-        names = self.by_name.keys()
-        if set(map(type, records)) == {dict} and all(r.keys() <= names for r in records):
-            # The common case, checked column by column; an absent key reads as None, which only an
-            # optional column accepts.
-            out = {}
-            for c in self.columns:
-                column = _plainly_valid(c, [r.get(c.name) for r in records])
-                if column is None:
-                    break
-                out[c.name] = column
-            else:
-                return Batch(len(records), out)
+        if set(map(type, records)) == {dict}:
+            # The common case, checked column by column with C-level helpers (itemgetter, zip, set):
+            # a 100-row batch costs tens of microseconds instead of hundreds.
+            columns = self._complete_columns(records) or self._sparse_columns(records)
+            if columns is not None:
+                out = {}
+                for c, values in zip(self.columns, columns, strict=True):
+                    column = _plainly_valid(c, values)
+                    if column is None:
+                        break
+                    out[c.name] = column
+                else:
+                    return Batch(len(records), out)
         return self._validate_records_slowly(records, where)
+
+    def _complete_columns(self, records: Sequence[dict[str, Any]]) -> list[list[Any]] | None:
+        """Columns of rows that carry every column and nothing else, else None."""
+        if set(map(len, records)) != {len(self.columns)}:
+            return None
+        try:
+            table = list(map(self._getter, records))
+        except KeyError:
+            return None
+        if len(self.columns) == 1:
+            return [[row for row in table]]
+        return [list(col) for col in zip(*table, strict=True)]
+
+    def _sparse_columns(self, records: Sequence[dict[str, Any]]) -> list[list[Any]] | None:
+        """Columns of rows that leave some out (read as None) but name nothing unknown, else None."""
+        names = self.by_name.keys()
+        if not all(r.keys() <= names for r in records):
+            return None
+        return [[r.get(c.name) for r in records] for c in self.columns]
 
     def _validate_records_slowly(self, records: Sequence[Any], where: str) -> Batch:
         """Row by row, collecting the reason for every bad field."""
