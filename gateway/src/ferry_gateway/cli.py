@@ -174,7 +174,8 @@ def keys_list(args: argparse.Namespace) -> int:
 
 
 def token(args: argparse.Namespace) -> int:
-    print(mint_token(args.consumer, args.scopes, args.tier, args.expires_in, args.audience, args.issuer))
+    scopes = None if args.scopes is None else [s for group in args.scopes for s in group]
+    print(mint_token(args.consumer, scopes, args.tier, args.expires_in, args.audience, args.issuer))
     return 0
 
 
@@ -230,7 +231,12 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("token", help="mint a development JWT signed with the dev key pair")
     t.add_argument("--consumer", required=True, help="becomes the sub claim")
     t.add_argument(
-        "--scopes", type=_scopes, default=None, help="comma-separated scopes (default: the consumer's)"
+        "--scopes",
+        type=_scopes,
+        nargs="+",
+        default=None,
+        metavar="SCOPE",
+        help="scopes, space- or comma-separated (default: the consumer's)",
     )
     t.add_argument("--tier", help="tier claim (default: the consumer's)")
     t.add_argument("--expires-in", type=_positive, default=3600, metavar="SECONDS", help="default 3600")
