@@ -1,0 +1,17 @@
+"""A passing smoke tester for predictors kwok only simulates (they have no HTTP endpoint).
+
+Selected with ``FERRY_SMOKE_TESTER=chart_smoke:factory`` by the dashboards test's operator.
+"""
+
+from __future__ import annotations
+
+from ferry_operator.smoketest import SmokeOutcome, SmokeTarget
+
+
+class PassingSmokeTester:
+    async def run(self, target: SmokeTarget) -> SmokeOutcome:
+        return SmokeOutcome(True, f"kwok pod of {target.isvc} (version {target.version}) has no endpoint")
+
+
+def factory() -> PassingSmokeTester:
+    return PassingSmokeTester()
