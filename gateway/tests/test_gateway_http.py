@@ -201,6 +201,7 @@ async def test_64_concurrent_http_clients_get_exactly_the_burst(gw: str) -> None
 
 def test_model_list_usage_health_metrics_docs(gw: str) -> None:
     key = {"X-API-Key": KEYS.by_consumer["iris-only"]}
+    assert post(gw, "/v1/models/iris:predict", consumer="iris-only").status_code == 200
     models = httpx.get(gw + "/v1/models", headers=key, timeout=10).json()["models"]
     assert [m["name"] for m in models] == ["iris"] and models[0]["status"] == "Ready"
     assert httpx.get(gw + "/v1/models", timeout=10).status_code == 401
@@ -221,6 +222,12 @@ def test_model_list_usage_health_metrics_docs(gw: str) -> None:
     ):
         assert name in exposition
     assert 'ferry_gateway_requests_total{consumer="iris-only",model="iris",status="200"}' in exposition
+    # every gateway metric is declared in metrics.py, where dashboards look them up
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name for f in text_string_to_metric_families(exposition) if f.name.startswith("ferry_")}
+    declared = {n.removesuffix("_total") for n in metrics.ALL_NAMES}
+    assert families <= declared and families, families - declared
     assert httpx.get(gw + "/openapi.json", timeout=10).json()["openapi"].startswith("3.")
     assert "/v1/models/{name}:predict" in httpx.get(gw + "/docs", timeout=10).text
 

@@ -359,11 +359,14 @@ class Gateway:
             entry: dict[str, Any] = {
                 "name": name,
                 "status": "Unknown" if ready is None else ("Ready" if ready else "Unavailable"),
+                "version": None,  # only ModelDeployment status knows (in a cluster, see catalog.py)
+                "color": None,
+                "ready": ready,
             }
-            entry["version"] = None  # filled from ModelDeployment status when running in a cluster
-            entry["color"] = None
             if "preview" in principal.scopes:
-                entry["preview"] = name in self.upstreams.preview
+                entry["preview"] = (
+                    {"version": None, "ready": None} if name in self.upstreams.preview else None
+                )
             return entry
 
         models = await asyncio.gather(*(describe(n) for n in names))
