@@ -28,7 +28,7 @@ pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parent
 GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "modeldeployments"
-WAIT = 120.0  # deadlines for convergence on a loaded 2-core machine; never asserted as timings
+WAIT = 300.0  # deadlines for convergence on a loaded 2-core machine; never asserted as timings
 
 
 # The kubernetes client's partial stubs add nothing to a test; its APIs are used untyped here.
@@ -426,7 +426,80 @@ def test_operator_killed_mid_rollout_converges_and_second_pass_is_a_noop(
             *[s.metadata.resource_version for s in svcs],
         )
 
-    before = versions()
+    def snapshot() -> str:
+        st = get_md(api, namespace, "rs")["status"]
+        return json.dumps(
+            [st, selector(api, namespace, "rs"), selector(api, namespace, "rs-preview")], sort_keys=True
+        )
+
+    before, seen = versions(), snapshot()
     count = operator_proc.reconciles()
     wait_for("two more reconciles", lambda: operator_proc.reconciles() >= count + 2, WAIT)
-    assert versions() == before
+    assert versions() == before, (seen, snapshot())
+
+
+def ferry(kubeconfig: str, *args: str) -> str:
+    exe = Path(sys.executable).parent / "kubectl-ferry"
+    done = subprocess.run(
+        [str(exe), "--kubeconfig", kubeconfig, *args],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_kubectl_ferry_on_a_live_resource(
+    api: client.ApiClient,
+    kubeconfig: str,
+    namespace: str,
+    operator_proc: OperatorProcess,
+    registered_model: RegisteredModel,
+) -> None:
+    co = custom(api)
+    body = md_body("cli", {"name": registered_model.name, "version": "1"}, rollout={"autoPromote": False})
+    co.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    wait_phase(api, namespace, "cli", "Stable")
+    out = ferry(kubeconfig, "-n", namespace, "status", "cli")
+    assert f"ModelDeployment {namespace}/cli" in out and "Phase:    Stable" in out
+    assert "Active:   blue   version 1" in out and "Services: cli -> blue, cli-preview -> blue" in out
+    assert "Promoted" in out  # recent events
+
+    co.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "cli", {"spec": {"model": {"version": "2"}}}
+    )
+    wait_phase(api, namespace, "cli", "AwaitingPromotion")
+    out = ferry(kubeconfig, "-n", namespace, "status", "cli")
+    assert "Preview:  green  version 2" in out and "cli -> blue, cli-preview -> green" in out
+
+    out = ferry(kubeconfig, "-n", namespace, "promote", "--wait", "cli")
+    assert "promote requested" in out and "applied" in out
+    wait_phase(api, namespace, "cli", "Stable", observedGeneration=2)
+    assert selector(api, namespace, "cli")["ferry.dev/color"] == "green"  # type: ignore[index]
+
+    ferry(kubeconfig, "-n", namespace, "rollback", "--wait", "cli")  # inside the window: instant
+    md = wait_phase(api, namespace, "cli", "Stable")
+    assert md["status"]["active"]["modelVersion"] == "1"
+    assert selector(api, namespace, "cli")["ferry.dev/color"] == "blue"  # type: ignore[index]
+    history = ferry(kubeconfig, "-n", namespace, "history", "cli").splitlines()
+    assert history[1].split()[1:4] == ["RolledBack", "2", "1"], history
+    assert [line.split()[1] for line in history[1:]] == ["RolledBack", "Promoted", "Promoted"]
+
+    missing = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kubectl-ferry"),
+            "--kubeconfig",
+            kubeconfig,
+            "-n",
+            namespace,
+            "promote",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert missing.returncode == 1 and "'nope' not found" in missing.stderr
