@@ -166,3 +166,59 @@ def test_keys_secret_makes_a_secret_the_cluster_source_reads(capsys: pytest.Capt
         [{"metadata": {"name": "acme"}, "spec": {"apiKeys": [{"name": "acme-key-2"}]}}], data, b"pepper"
     )
     assert ConsumerRegistry(b"pepper", index).authenticate_key(key).name == "acme"
+
+
+def test_production_config_from_environment_only(
+    tmp_path: Path, redis_url: str, active_upstream: Upstream
+) -> None:
+    # configured the way the Deployment does it: environment variables, no flags, no dev mode
+    dev = {**os.environ, "FERRY_DEV_DIR": str(tmp_path / "idp")}  # stands in for the identity provider
+    jwks = tmp_path / "jwks.json"
+    subprocess.run([str(BIN / "ferry"), "jwks"], env=dev, check=True, stdout=jwks.open("w"))
+    token = subprocess.run(
+        [
+            str(BIN / "ferry"),
+            "token",
+            "--consumer",
+            "svc-a",
+            "--audience",
+            "ferry",
+            "--issuer",
+            "https://idp",
+        ],
+        env=dev,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    env.update(
+        {
+            "PORT": str(port),
+            "REDIS_URL": redis_url,
+            "FERRY_JWKS_FILE": str(jwks),
+            "FERRY_JWT_ISSUER": "https://idp",
+            "FERRY_JWT_AUDIENCE": "ferry",
+            "FERRY_UPSTREAMS": f"titanic={active_upstream.url}",
+            "FERRY_DEV_DIR": str(tmp_path / "none"),
+        }
+    )
+    with (tmp_path / "gw.log").open("wb") as log:
+        proc = subprocess.Popen([str(BIN / "ferry-gateway")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for("ferry-gateway from env", lambda: proc.poll() is None and port_open(port), timeout=30)
+        ok = httpx.post(
+            f"http://127.0.0.1:{port}/v1/models/titanic:predict",
+            content=b"{}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert ok.status_code == 200 and ok.json()["headers"]["x-ferry-consumer"] == "svc-a"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert not (tmp_path / "none").exists()  # nothing written to a dev directory outside --dev
+    env["FERRY_CONSUMERS_FILE"] = str(tmp_path / "consumers.yaml")
+    no_pepper = subprocess.run([str(BIN / "ferry-gateway")], env=env, capture_output=True, text=True)
+    assert no_pepper.returncode == 2 and "FERRY_API_KEY_PEPPER" in no_pepper.stderr

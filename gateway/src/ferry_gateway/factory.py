@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -31,7 +32,13 @@ log = logging.getLogger("ferry_gateway")
 
 def build_gateway(s: Settings) -> Gateway:
     """Raises ValueError with a message naming the setting when the configuration is unusable."""
-    pepper = load_pepper(dev=s.dev)
+    try:
+        pepper = load_pepper(dev=s.dev)
+    except RuntimeError:
+        if s.consumers_file:
+            raise  # the file's hashes were made with some pepper; without it no key can match
+        # JWT-only, or keys that arrive in clear from Secrets: a per-process pepper does the job
+        pepper = secrets.token_bytes(32)
     startup: list[Callable[[], Awaitable[None]]] = []
     shutdown: list[Callable[[], Awaitable[None]]] = []
     watches: list[ResourceWatch] = []

@@ -22,7 +22,8 @@ ENVIRONMENT: dict[str, str] = {
     "FERRY_JWT_CONSUMER_CLAIM": "claim naming the consumer (default sub)",
     "FERRY_JWT_TIER_CLAIM": "claim naming the tier (default tier)",
     "FERRY_JWT_SCOPES_CLAIM": "claim holding scopes (default scope)",
-    "FERRY_API_KEY_PEPPER / _FILE": "secret keying the API-key hashes (--dev: generated in FERRY_DEV_DIR)",
+    "FERRY_API_KEY_PEPPER / _FILE": "secret keying API-key hashes; needed with FERRY_CONSUMERS_FILE "
+    "(--dev: generated in FERRY_DEV_DIR)",
     "FERRY_DEV_DIR": "dev key pair and pepper, created on first use (default .local/gateway)",
     "FERRY_UPSTREAMS": "comma-separated NAME=URL (active colour)",
     "FERRY_PREVIEW_UPSTREAMS": "comma-separated NAME=URL (preview colour)",
