@@ -149,3 +149,24 @@ def test_mlflow_input_example_becomes_a_v1_request() -> None:
     assert request == {"instances": [ROW]}
     assert decode_v1(request, SCHEMA, 10).columns == EXPECTED
     assert v1_from_mlflow_example({"dataframe_split": example}) == request
+
+
+def test_v2_reads_a_single_row_major_matrix_in_signature_order() -> None:
+    flat = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "datatype": "BYTES",
+                "shape": [2, 3],
+                "data": [1, "female", 29.0, 3, "male", None],
+            }
+        ]
+    }
+    batch = decode_v2(flat, SCHEMA, 10)
+    assert batch.columns == {"pclass": [1, 3], "sex": ["female", "male"], "age": [29.0, None]}
+    nested = {"inputs": [{**flat["inputs"][0], "data": [[1, "female", 29.0], [3, "male", None]]}]}
+    assert decode_v2(nested, SCHEMA, 10).columns == batch.columns
+    bad = {"inputs": [{**flat["inputs"][0], "data": [1, "female", 29.0, 7, "male", None]}]}
+    assert "must be one of [1, 2, 3]" in fields(bad, decode_v2)["inputs[0](input-0).data[1].pclass"]
+    short = {"inputs": [{**flat["inputs"][0], "data": [1, "female"]}]}
+    assert "2 x 3 values" in fields(short, decode_v2)["inputs[0](input-0).data"]

@@ -6,7 +6,8 @@ v1 ``POST /v1/models/NAME:predict`` accepts
   ``{"dataframe_split": {"columns": [...], "data": [[...]]}}`` / ``{"dataframe_records": [...]}``,
   so a model's ``serving_input_example.json`` is a valid request as it is.
 v2 ``POST /v2/models/NAME/infer`` accepts one tensor per column: ``{"inputs": [{"name": "age",
-  "datatype": "FP64", "shape": [n], "data": [...]}, ...]}``.
+  "datatype": "FP64", "shape": [n], "data": [...]}, ...]}``, or a single ``[n, columns]`` tensor
+  (rows in signature order, flat or nested) under any name that is not a column's.
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ def _dataframe_split(value: Any, schema: InputSchema | None, max_rows: int) -> B
 def decode_v2(body: Any, schema: InputSchema | None, max_rows: int) -> Batch:
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise invalid("inputs", "is required: an array of tensors {name, shape, datatype, data}")
+    matrix = _single_matrix(body["inputs"], schema)
+    if matrix is not None:
+        rows, where = matrix
+        _check_rows(len(rows), max_rows, where)
+        return schema.validate_records(rows, where) if schema else schemaless(rows, where)
     errors: list[FieldError] = []
     cols: dict[str, list[Any]] = {}
     paths: dict[str, str] = {}
@@ -171,6 +177,34 @@ def decode_v2(body: Any, schema: InputSchema | None, max_rows: int) -> Batch:
     if schema is None:
         return _columnar(None, cols, "inputs", max_rows)
     return schema.validate_columns(cols, paths)
+
+
+def _single_matrix(inputs: list[Any], schema: InputSchema | None) -> tuple[list[Any], str] | None:
+    """One ``[n, columns]`` tensor not named after a column (what generic v2 clients send): its rows."""
+    if schema is None or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        return None
+    t = inputs[0]
+    shape, data, name = t.get("shape"), t.get("data"), t.get("name")
+    ncols = len(schema.columns)
+    if (
+        name in schema.by_name
+        or not isinstance(data, list)
+        or not isinstance(shape, list)
+        or len(shape) != 2
+        or shape[1] != ncols
+        or ncols == 1
+    ):
+        return None
+    where = f"inputs[0]({name}).data"
+    if data and all(isinstance(r, list) for r in data):
+        rows = data
+    elif len(data) == shape[0] * ncols:
+        rows = [data[i : i + ncols] for i in range(0, len(data), ncols)]
+    else:
+        raise invalid(where, f"must hold {shape[0]} x {ncols} values for shape {shape}, got {len(data)}")
+    if len(rows) != shape[0]:
+        raise invalid(where, f"has {len(rows)} rows but the shape says {shape[0]}")
+    return rows, where
 
 
 def _datatype_mismatch(column_type: str, datatype: str) -> str | None:
