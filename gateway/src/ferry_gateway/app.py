@@ -295,7 +295,7 @@ class Gateway:
                 (b"x-request-id", ctx.request_id.encode()),
                 (b"x-ferry-consumer", principal.consumer.encode()),
             ]
-            resp = await self.pool.post(model, base, path, body, forward)
+            resp = await self.pool.post(model, base, path, body, forward, ctx.request_id)
         except FerryError as exc:
             exc.headers.update({k.decode(): v.decode() for k, v in limit_headers})
             raise

@@ -90,7 +90,13 @@ class UpstreamPool:
         return origin, urlsplit(base).path.rstrip("/")
 
     async def post(
-        self, model: str, base: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
+        self,
+        model: str,
+        base: str,
+        path: str,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        request_id: str = "-",
     ) -> UpstreamResponse:
         breaker = self.breaker(base)
         if not breaker.allow():
@@ -114,7 +120,13 @@ class UpstreamPool:
             raise FerryError(ErrorCode.UPSTREAM_UNAVAILABLE, f"cannot connect to model {model}") from None
         except ConnectionError as exc:
             self._failed(model, base, breaker, "protocol")
-            log.warning("upstream %s for %s failed: %s", base, model, exc)
+            log.warning(
+                "upstream %s for %s failed: %s",
+                base,
+                model,
+                exc,
+                extra={"fields": {"request_id": request_id, "model": model}},
+            )
             raise FerryError(ErrorCode.UPSTREAM_UNAVAILABLE, f"model {model} broke the connection") from None
         seconds = time.perf_counter() - started
         if resp.status in (502, 503, 504):
