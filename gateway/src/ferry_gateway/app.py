@@ -9,15 +9,17 @@ read and check the body (413/400) -> forward (502/503/504 on predictor failure).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from ferry_common.errors import ErrorCode, FerryError, FieldError, new_request_id
+from ferry_common.errors import ErrorCode, FerryError, FieldError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ferry_gateway import metrics
@@ -40,6 +42,15 @@ Send = Callable[[Message], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Request ids: a random per-process prefix and a counter, unique without a urandom call per request.
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
 JSON = b"application/json"
 
 _DENIAL = {
@@ -108,7 +119,7 @@ class Gateway:
         rid = rid_raw.decode("latin-1") if rid_raw else ""
         client = scope.get("client")
         ctx = _Ctx(
-            rid if REQUEST_ID.match(rid) else new_request_id(), scope["path"], client[0] if client else "-"
+            rid if REQUEST_ID.match(rid) else _new_request_id(), scope["path"], client[0] if client else "-"
         )
         try:
             status = await self._dispatch(scope, receive, send, headers, ctx)
