@@ -79,6 +79,8 @@ def _json(doc: Any) -> bytes:
 
 
 class Gateway:
+    MAX_CONSUMER_LABELS = 1000
+
     def __init__(
         self,
         authenticator: Authenticator,
@@ -103,6 +105,7 @@ class Gateway:
         self.on_shutdown = on_shutdown or []
         self.consumers_ready = consumers_ready
         self.catalog = catalog
+        self._consumer_labels: set[str] = set()
         self._openapi = _json(spec())
         self._docs = docs_page(spec()).encode()
 
@@ -131,7 +134,7 @@ class Gateway:
             log.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
             status = await self._send_error(send, FerryError(ErrorCode.INTERNAL, "internal error"), ctx)
         elapsed = time.perf_counter() - started
-        metrics.REQUESTS.labels(ctx.model, ctx.consumer, str(status)).inc()
+        metrics.REQUESTS.labels(ctx.model, self._consumer_label(ctx.consumer), str(status)).inc()
         if ctx.model != "-":
             metrics.REQUEST_DURATION.labels(ctx.model).observe(elapsed)
         if self.access_log:
@@ -149,6 +152,16 @@ class Gateway:
                     }
                 },
             )
+
+    def _consumer_label(self, consumer: str) -> str:
+        """JWT subjects are not declared anywhere, so their number is unbounded; a metrics label
+        must not be. The first MAX_CONSUMER_LABELS names keep their own series."""
+        if consumer in self._consumer_labels:
+            return consumer
+        if len(self._consumer_labels) < self.MAX_CONSUMER_LABELS:
+            self._consumer_labels.add(consumer)
+            return consumer
+        return "other"
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
