@@ -313,3 +313,10 @@ def post_with(url: str, key: str) -> httpx.Response:
     return httpx.post(
         url + "/v1/models/titanic:predict", content=b"{}", headers={"X-API-Key": key}, timeout=10
     )
+
+
+def test_consumer_label_cardinality_is_bounded(active_upstream: Upstream) -> None:
+    app = build_app(None, registry=ConsumerRegistry(PEPPER), upstreams=Upstreams({"m": active_upstream.url}))
+    app.MAX_CONSUMER_LABELS = 2
+    labels = [app._consumer_label(name) for name in ("a", "b", "c", "a", "d")]
+    assert labels == ["a", "b", "other", "a", "other"]
