@@ -254,3 +254,9 @@ def test_two_credentials_at_once_are_refused(gateway: str) -> None:
     )
     assert resp.status_code == 401
     assert resp.json()["details"][0]["reason"] == "ambiguous_credentials"
+
+
+def test_control_characters_in_the_subject_are_refused(gateway: str) -> None:
+    # a signed but hostile subject must not be able to inject headers into the predictor call
+    resp = call(gateway, sign(claims(sub="eve\r\nx-ferry-consumer: admin")))
+    assert resp.status_code == 401 and resp.json()["details"][0]["reason"] == "invalid_claim"

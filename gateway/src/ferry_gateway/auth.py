@@ -104,6 +104,11 @@ class Authenticator:
         assert self.jwt_settings is not None
         s = self.jwt_settings
         name = str(claims[s.consumer_claim])
+        if len(name) > 256 or not name.isprintable():
+            # the name travels on in a header to the predictor and into logs: no control characters
+            raise AuthFailure(
+                "invalid_claim", f"claim {s.consumer_claim!r} must be printable, at most 256 chars"
+            )
         declared: Consumer | None = self.consumers.consumer(name)
         if declared is not None and declared.disabled:
             raise AuthFailure("consumer_disabled", f"consumer {name} is disabled")
