@@ -19,4 +19,3 @@ test-gateway: ## gateway tests: real Redis, loopback upstreams, JWT attacks, Ope
 lint-gateway: ## ruff + mypy (strict) on the gateway
 	$(UV) run --frozen ruff check gateway && $(UV) run --frozen ruff format --check gateway && $(UV) run --frozen mypy gateway/src gateway/tests gateway/bench
 
-bench: bench-gateway
