@@ -48,18 +48,18 @@ ROWS = [
 @contextmanager
 def process(
     argv: list[str], log: Path, env: dict[str, str], what: str, up: Callable[[], bool]
-) -> Iterator[None]:
+) -> Iterator[Callable[[], None]]:
+    """Start a process; the value is a function that waits until ``up`` (or fails if it exited)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        return up()
+
     try:
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-            return up()
-
-        wait_for(what, ready, timeout=120, interval=0.2)
-        yield
+        yield lambda: wait_for(what, ready, timeout=120, interval=0.2)
     finally:
         proc.terminate()
         try:
@@ -83,9 +83,17 @@ def champion_registered(mlflow_uri: str) -> None:
     try:
         MlflowClient(mlflow_uri, mlflow_uri).get_model_version_by_alias("titanic-survival", "champion")
     except MlflowException:
-        from ferry_mlflow_example.train import train_all
+        # One pipeline is enough here (the predictor suites register both when they run first).
+        import mlflow
+        from ferry_mlflow_example import data
+        from ferry_mlflow_example.train import CHAMPION, EXPERIMENT, MODEL_NAME, train_and_register
 
-        train_all(mlflow_uri)
+        mlflow.set_tracking_uri(mlflow_uri)
+        mlflow.set_experiment(EXPERIMENT)
+        registry = MlflowClient(mlflow_uri, mlflow_uri)
+        x, y = data.load()
+        registered = train_and_register("baseline", x, y, registry)
+        registry.set_registered_model_alias(MODEL_NAME, CHAMPION, registered.version)
 
 
 def query(prom: str, expr: str) -> list[dict[str, Any]]:
@@ -137,7 +145,8 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
     try:
         with ExitStack() as stack:
             redis = stack.enter_context(redis_server(tmp_path / "redis"))
-            stack.enter_context(
+            waits: list[Callable[[], None]] = []
+            waits.append(stack.enter_context(
                 process(
                     [str(BIN / "ferry-predictor"), "--model_name=titanic",
                      f"--http_port={ports['predictor']}", "--host=127.0.0.1"],
@@ -147,9 +156,9 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
                     "ferry-predictor ready",
                     lambda: http_ok(f"http://127.0.0.1:{ports['predictor']}/v2/health/ready"),
                 )
-            )  # fmt: skip
+            ))  # fmt: skip
             gateway = f"http://127.0.0.1:{ports['gateway']}"
-            stack.enter_context(
+            waits.append(stack.enter_context(
                 process(
                     [str(BIN / "ferry-gateway"), "--dev", "--port", str(ports["gateway"]),
                      "--upstream", f"titanic=http://127.0.0.1:{ports['predictor']}",
@@ -159,8 +168,8 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
                     "ferry-gateway up",
                     lambda: http_ok(f"{gateway}/healthz"),
                 )
-            )  # fmt: skip
-            stack.enter_context(
+            ))  # fmt: skip
+            waits.append(stack.enter_context(
                 process(
                     [str(BIN / "ferry-operator"), "--standalone", "-n", ns],
                     tmp_path / "operator.log",
@@ -171,7 +180,7 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
                     "ferry-operator metrics",
                     lambda: port_open(ports["operator"]),
                 )
-            )  # fmt: skip
+            ))  # fmt: skip
             prom = f"http://127.0.0.1:{ports['prometheus']}"
             scrape = {
                 "gateway": ports["gateway"],
@@ -186,7 +195,7 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
                 ],
             }
             (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-            stack.enter_context(
+            waits.append(stack.enter_context(
                 process(
                     [str(PROMETHEUS), f"--config.file={tmp_path / 'prometheus.yml'}",
                      f"--storage.tsdb.path={tmp_path / 'tsdb'}",
@@ -196,8 +205,10 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
                     "prometheus ready",
                     lambda: http_ok(f"{prom}/-/ready"),
                 )
-            )  # fmt: skip
+            ))  # fmt: skip
 
+            for wait in waits:  # started together, awaited in turn
+                wait()
             phase("components and prometheus up")
             # The operator rolls a ModelDeployment out (kwok makes its predictor pods Ready).
             md = yaml.safe_load((ROOT / "manifests" / "samples" / "titanic.yaml").read_text())
