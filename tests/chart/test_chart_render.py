@@ -170,7 +170,10 @@ def test_environments_differ_where_they_should() -> None:
         ("operator.peering.name=Not_DNS", "at '/operator/peering/name'"),
         ("mlflow.external.trackingUri=ftp://x", "at '/mlflow/external/trackingUri'"),
         # The gateway refuses a JWKS without issuer and audience outside dev mode; so does the chart.
-        ("gateway.jwt.jwksUrl=https://idp.example/jwks", "at '/gateway/jwt/issuer': minLength: got 0, want 1"),
+        (
+            "gateway.jwt.jwksUrl=https://idp.example/jwks",
+            "at '/gateway/jwt/issuer': minLength: got 0, want 1",
+        ),
     ],
 )
 def test_schema_rejects_wrong_values_with_a_clear_message(setting: str, message: str) -> None:
