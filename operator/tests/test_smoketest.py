@@ -1,0 +1,100 @@
+"""The HTTP smoke tester's verdicts (transport faked: this is the pure part)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from ferry_operator.resource import Color, SmokeTest
+from ferry_operator.smoketest import HttpSmokeTester, SmokeTarget, example_as_v1, load_tester
+
+
+def target(spec: SmokeTest, example: Any = None) -> SmokeTarget:
+    async def get_example() -> Any:
+        return example
+
+    return SmokeTarget("ml", "titanic", {}, Color.green, "4", "titanic-green", spec, get_example)
+
+
+def make_tester(handler: Any, seen: list[httpx.Request] | None = None) -> HttpSmokeTester:
+    def record(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        return handler(request)  # type: ignore[no-any-return]
+
+    return HttpSmokeTester("http://{isvc}-predictor.{namespace}", transport=httpx.MockTransport(record))
+
+
+async def test_default_request_is_the_models_input_example() -> None:
+    seen: list[httpx.Request] = []
+    ok = make_tester(lambda r: httpx.Response(200, json={"predictions": [0.2]}), seen)
+    example = {"columns": ["pclass", "sex"], "data": [[3, "male"]]}
+    outcome = await ok.run(target(SmokeTest(), example))
+    assert outcome.passed, outcome.message
+    assert str(seen[0].url) == "http://titanic-green-predictor.ml/v1/models/titanic-green:predict"
+    assert json.loads(seen[0].content) == {"instances": [{"pclass": 3, "sex": "male"}]}
+
+
+async def test_spec_requests_v1_and_v2_must_be_well_formed() -> None:
+    spec = SmokeTest.model_validate(
+        {
+            "requests": [
+                {"protocol": "v1", "body": {"instances": [[1]]}},
+                {"protocol": "v2", "body": {"inputs": []}},
+            ]
+        }
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/infer"):
+            return httpx.Response(200, json={"outputs": [{"name": "p", "data": [1]}]})
+        return httpx.Response(200, json={"predictions": [1]})
+
+    assert (await make_tester(answer).run(target(spec))).passed
+    bad_v2 = await make_tester(lambda r: httpx.Response(200, json={"predictions": [1]})).run(target(spec))
+    assert not bad_v2.passed and "request 1 (v2): malformed" in bad_v2.message
+
+
+@pytest.mark.parametrize(
+    ("response", "reason"),
+    [
+        (httpx.Response(500, text="boom"), "HTTP 500"),
+        (httpx.Response(200, text="not json"), "not JSON"),
+        (httpx.Response(200, json={"error": "x"}), "malformed"),
+    ],
+)
+async def test_failures_name_the_request_and_the_reason(response: httpx.Response, reason: str) -> None:
+    spec = SmokeTest.model_validate({"requests": [{"body": {"instances": [1]}}]})
+    outcome = await make_tester(lambda r: response).run(target(spec))
+    assert not outcome.passed and reason in outcome.message and "request 0 (v1)" in outcome.message
+
+
+async def test_unreachable_preview_fails_the_check() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    outcome = await make_tester(refuse).run(target(SmokeTest.model_validate({"requests": [{"body": {}}]})))
+    assert not outcome.passed and "ConnectError" in outcome.message
+
+
+async def test_no_requests_and_no_example_fails_clearly() -> None:
+    outcome = await make_tester(lambda r: httpx.Response(200)).run(target(SmokeTest(), None))
+    assert not outcome.passed and "no usable input example" in outcome.message
+
+
+def test_example_shapes() -> None:
+    assert example_as_v1({"dataframe_split": {"columns": ["a"], "data": [[1], [2]]}}) == {
+        "instances": [{"a": 1}, {"a": 2}]
+    }
+    assert example_as_v1({"a": [1, 2], "b": ["x", "y"]}) == {
+        "instances": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    }
+    assert example_as_v1([1, 2]) is None
+
+
+def test_tester_spec_is_validated() -> None:
+    assert isinstance(load_tester("http", "http://x"), HttpSmokeTester)
+    with pytest.raises(ValueError, match=r"package\.module:factory"):
+        load_tester("nonsense", "http://x")
