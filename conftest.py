@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fixtures.servers import Server, mlflow_server, redis_server
@@ -43,9 +45,32 @@ def kubeconfig() -> str:
 @pytest.fixture(scope="session", autouse=True)
 def _cluster_teardown() -> Iterator[None]:
     yield
-    import os
-
     if os.environ.get("FERRY_CLUSTER_TEARDOWN") == "1":
-        from localcluster import cluster
+        import subprocess
+        import sys
 
-        cluster.down()
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "tests" / "e2e")}
+        for node in ("real", "kwok"):
+            subprocess.run(
+                [sys.executable, "-m", "localcluster", "--node", node, "down"], env=env, check=False
+            )
+
+
+@pytest.fixture(scope="session")
+def real_kubeconfig() -> str:
+    """A second local cluster whose node really runs containers (kubelet + containerd + runc).
+
+    Started in a subprocess: it is a different cluster from `kubeconfig`'s kwok one, with its
+    own state under .local/e2e. Left running like the kwok cluster unless FERRY_CLUSTER_TEARDOWN=1.
+    """
+    import subprocess
+    import sys
+
+    from localcluster import cluster
+
+    subprocess.run(
+        [sys.executable, "-m", "localcluster", "--node", "real", "up"],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent / "tests" / "e2e")},
+    )
+    return str(cluster.root_for("real") / "kubeconfig")

@@ -8,14 +8,16 @@ deps: ## install the system packages and uv that a fresh machine lacks, then the
 tools: ## build etcd, Kubernetes, kwok, helm and KServe from their Go modules (cached by version)
 	@$(LOCALCLUSTER) tools
 
-cluster-up: tools ## start the local cluster; writes .local/kubeconfig (idempotent)
-	@$(LOCALCLUSTER) up
+NODE ?= kwok
 
-cluster-down: ## stop the local cluster and remove its state
-	@$(LOCALCLUSTER) down
+cluster-up: tools ## start the local cluster (NODE=kwok: fake nodes, .local/kubeconfig; NODE=real: a real node, .local/e2e/kubeconfig)
+	@$(LOCALCLUSTER) --node $(NODE) up
 
-cluster-status: ## say whether the local cluster is up
-	@$(LOCALCLUSTER) status
+cluster-down: ## stop the local cluster (NODE=kwok|real) and remove its state
+	@$(LOCALCLUSTER) --node $(NODE) down
+
+cluster-status: ## say whether the local cluster (NODE=kwok|real) is up
+	@$(LOCALCLUSTER) --node $(NODE) status
 
 cluster-bin: ## print the PATH entries of the built binaries (kubectl, helm, ...)
 	@$(LOCALCLUSTER) bin

@@ -19,3 +19,6 @@ fmt: ## apply ruff's formatting and safe fixes
 
 unit: ## the fast tests only (no cluster)
 	@$(UV) run --frozen pytest -m "not cluster" -q
+
+.PHONY: bench
+bench: bench-predictor bench-gateway bench-operator ## every benchmark, side by side with the alternatives (JSON under .local/bench/)

@@ -198,6 +198,7 @@ def up() -> float:
                 "kubelet_healthz",
                 "proxy_metrics",
                 "proxy_healthz",
+                "metrics_server",
             )
         }
     )
@@ -231,6 +232,8 @@ def up() -> float:
         ),
     )
     adm_crt, adm_key = ca.issue("admin", "ferry-admin", org="system:masters", client=True)
+    # The aggregation layer (metrics.k8s.io) authenticates the API server to extension servers.
+    proxy_crt, proxy_key = ca.issue("front-proxy-client", "front-proxy-client", client=True)
     hook_crt, hook_key = ca.issue("kserve-webhook", "kserve-webhook", server_names=("127.0.0.1", "localhost"))
     sa_key, sa_pub = pki.service_account_keys(pkidir)
     server = f"https://{api_ip}:{state.ports['apiserver']}"
@@ -292,6 +295,21 @@ def up() -> float:
             "--allow-privileged=true",
             # Priority-and-fairness costs CPU that a two-core machine would rather spend on tests.
             "--enable-priority-and-fairness=false",
+            f"--requestheader-client-ca-file={ca.cert_path}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={proxy_crt}",
+            f"--proxy-client-key-file={proxy_key}",
+            # Reach extension servers at their endpoint, not through a ClusterIP the host may
+            # not route.
+            "--enable-aggregator-routing=true",
+            # Logs and exec reach a real kubelet by its address (node names do not resolve here).
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={adm_crt}",
+            f"--kubelet-client-key={adm_key}",
+            f"--kubelet-certificate-authority={ca.cert_path}",
             "--profiling=false",
             "--v=1",
         ],

@@ -208,10 +208,159 @@ def start(state: State, ca: CA) -> str:
     }
     (sd / "kube-proxy.yaml").write_text(yaml.safe_dump(proxy_config))
     _spawn(state, "kube-proxy", [str(tools.bin_path("kube-proxy")), f"--config={sd / 'kube-proxy.yaml'}"])
+    start_dns(state)
+    start_metrics_server(state, ca)
     return NODE_NAME
 
 
+def _host_service(
+    name: str, cluster_ip: str | None, ports: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    """A kube-system Service backed by a process on the node's address instead of by pods."""
+    spec: dict[str, object] = {"ports": [{k: v for k, v in p.items() if k != "targetPort"} for p in ports]}
+    if cluster_ip:
+        spec["clusterIP"] = cluster_ip
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "kube-system", "labels": {"k8s-app": name}},
+            "spec": spec,
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-host",
+                "namespace": "kube-system",
+                "labels": {
+                    "kubernetes.io/service-name": name,
+                    "endpointslice.kubernetes.io/managed-by": "localcluster.ferry.dev",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
+            "ports": [
+                {"name": p["name"], "port": p["targetPort"], "protocol": p.get("protocol", "TCP")}
+                for p in ports
+            ],
+        },
+    ]
+
+
+def start_dns(state: State) -> None:
+    """CoreDNS on the node's address answering cluster.local, and nothing else: pods get
+    NXDOMAIN for outside names instead of queries leaving the machine."""
+    from .cluster import _spawn, kubectl, state_dir
+
+    sd = state_dir()
+    corefile = f"""cluster.local:53 in-addr.arpa:53 {{
+    bind {NODE_IP}
+    errors
+    kubernetes cluster.local in-addr.arpa {{
+        kubeconfig {sd / "admin.kubeconfig"} ferry-local
+        pods insecure
+    }}
+    cache 30
+}}
+.:53 {{
+    bind {NODE_IP}
+    template ANY ANY {{
+        rcode NXDOMAIN
+    }}
+}}
+"""
+    (sd / "Corefile").write_text(corefile)
+    _spawn(state, "coredns", [str(tools.bin_path("coredns")), "-conf", str(sd / "Corefile")])
+    dns_ports = [
+        {"name": "dns", "port": 53, "targetPort": 53, "protocol": "UDP"},
+        {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP"},
+    ]
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(_host_service("kube-dns", CLUSTER_DNS, dns_ports)))
+
+
+def start_metrics_server(state: State, ca: CA) -> None:
+    """metrics-server, so HPAs see real CPU, registered through the aggregation layer."""
+    import base64
+
+    from .cluster import _spawn, kubectl, state_dir
+
+    sd = state_dir()
+    crt, key = ca.issue(
+        "metrics-server",
+        "metrics-server",
+        server_names=(
+            NODE_IP,
+            "metrics-server.kube-system.svc",
+            "metrics-server.kube-system.svc.cluster.local",
+        ),
+    )
+    kc = str(sd / "admin.kubeconfig")
+    port = state.ports["metrics_server"]
+    _spawn(
+        state,
+        "metrics-server",
+        [
+            str(tools.bin_path("metrics-server")),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            f"--bind-address={NODE_IP}",
+            f"--secure-port={port}",
+            f"--tls-cert-file={crt}",
+            f"--tls-private-key-file={key}",
+            # The kubelet's serving certificate is ours, but metrics-server dials it by IP.
+            "--kubelet-insecure-tls",
+            "--kubelet-preferred-address-types=InternalIP",
+            "--kubelet-use-node-status-port",
+            "--metric-resolution=15s",
+        ],
+    )
+    ports = [{"name": "https", "port": 443, "targetPort": port, "protocol": "TCP"}]
+    objs = _host_service("metrics-server", None, ports)
+    objs.append(
+        {
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": "v1beta1.metrics.k8s.io"},
+            "spec": {
+                "service": {"name": "metrics-server", "namespace": "kube-system", "port": 443},
+                "group": "metrics.k8s.io",
+                "version": "v1beta1",
+                "caBundle": base64.b64encode(ca.cert_path.read_bytes()).decode(),
+                "groupPriorityMinimum": 100,
+                "versionPriority": 100,
+            },
+        }
+    )
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
+
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _remove_chains(prefixes: tuple[str, ...]) -> None:
+    """Drop the iptables chains the node's components made (CNI masquerading, kube-proxy's
+    and kubelet's KUBE-*), with the jumps into them from the built-in chains."""
+    for table in ("nat", "filter", "mangle"):
+        rules = subprocess.run(["iptables-save", "-t", table], text=True, capture_output=True).stdout
+        ours = [
+            ln[1:].split()[0]
+            for ln in rules.splitlines()
+            if ln.startswith(":") and ln[1:].startswith(prefixes)
+        ]
+        for line in rules.splitlines():
+            if (
+                line.startswith("-A ")
+                and line.split()[1] not in ours
+                and any(f"-j {c}" in line for c in ours)
+            ):
+                delete = shlex.split(line.replace("-A", "-D", 1))
+                subprocess.run(["iptables", "-t", table, *delete], capture_output=True)
+        for chain in ours:
+            subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
+        for chain in ours:
+            subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
 
 
 def _kill_containers(sd: Path) -> None:
@@ -243,17 +392,6 @@ def cleanup(sd: Path) -> None:
         subprocess.run(["umount", "-l", m], capture_output=True)
     for ns in Path("/var/run/netns").glob("cni-*") if Path("/var/run/netns").exists() else []:
         subprocess.run(["ip", "netns", "delete", ns.name], capture_output=True)
-    # The CNI bridge plugin's masquerade rules live in CNI-* chains referenced from POSTROUTING.
-    rules = subprocess.run(["iptables-save", "-t", "nat"], text=True, capture_output=True).stdout
-    for line in rules.splitlines():
-        if line.startswith("-A POSTROUTING") and "CNI-" in line:
-            subprocess.run(
-                ["iptables", "-t", "nat", *shlex.split(line.replace("-A", "-D", 1))], capture_output=True
-            )
-    for line in rules.splitlines():
-        if line.startswith(":CNI-"):
-            chain = line[1:].split()[0]
-            subprocess.run(["iptables", "-t", "nat", "-F", chain], capture_output=True)
-            subprocess.run(["iptables", "-t", "nat", "-X", chain], capture_output=True)
+    _remove_chains(("CNI-", "KUBE-"))
     _ip("route", "del", SERVICE_CIDR, "dev", BRIDGE, check=False)
     _ip("link", "del", BRIDGE, check=False)

@@ -98,7 +98,9 @@ CONTROL_PLANE = Tool(f"control-plane-{versions.KUBERNETES}-etcd-{versions.ETCD}"
 KWOK = Tool(f"kwok-{versions.KWOK}", ("kwok",))
 HELM = Tool(f"helm-{versions.HELM}", ("helm",))
 KSERVE = Tool(f"kserve-{versions.KSERVE}", ("kserve-manager",))
-ALL = (CONTROL_PLANE, KWOK, HELM, KSERVE)
+COREDNS = Tool(f"coredns-{versions.COREDNS}", ("coredns",))
+METRICS_SERVER = Tool(f"metrics-server-{versions.METRICS_SERVER}", ("metrics-server",))
+ALL = (CONTROL_PLANE, KWOK, HELM, KSERVE, COREDNS, METRICS_SERVER)
 
 
 def build_control_plane() -> None:
@@ -161,9 +163,26 @@ def build_control_plane() -> None:
     (out / "server").replace(out / "etcd")
 
 
+def _go_install(tool: Tool, package: str, version: str) -> None:
+    """For modules without replace directives, `go install pkg@version` is the whole build."""
+    tool.bindir.mkdir(parents=True, exist_ok=True)
+    go(
+        ["install", "-trimpath", "-ldflags=-s -w", f"{package}@{version}"],
+        Path.cwd(),
+        {"GOBIN": str(tool.bindir)},
+    )
+
+
 def build_kwok() -> None:
-    KWOK.bindir.mkdir(parents=True, exist_ok=True)
-    go(["install", f"sigs.k8s.io/kwok/cmd/kwok@{versions.KWOK}"], Path.cwd(), {"GOBIN": str(KWOK.bindir)})
+    _go_install(KWOK, "sigs.k8s.io/kwok/cmd/kwok", versions.KWOK)
+
+
+def build_coredns() -> None:
+    _go_install(COREDNS, "github.com/coredns/coredns", versions.COREDNS)
+
+
+def build_metrics_server() -> None:
+    _go_install(METRICS_SERVER, "sigs.k8s.io/metrics-server/cmd/metrics-server", versions.METRICS_SERVER)
 
 
 def build_helm() -> None:
@@ -223,7 +242,14 @@ def build_kserve() -> None:
     )
 
 
-BUILDERS = {CONTROL_PLANE: build_control_plane, KWOK: build_kwok, HELM: build_helm, KSERVE: build_kserve}
+BUILDERS = {
+    CONTROL_PLANE: build_control_plane,
+    KWOK: build_kwok,
+    HELM: build_helm,
+    KSERVE: build_kserve,
+    COREDNS: build_coredns,
+    METRICS_SERVER: build_metrics_server,
+}
 
 
 def kserve_dir() -> Path:

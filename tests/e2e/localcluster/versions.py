@@ -11,6 +11,8 @@ ETCD = "v3.6.16"
 KWOK = "v0.8.0"
 HELM = "v3.22.0"
 KSERVE = "v0.17.0"
+COREDNS = "v1.15.0"
+METRICS_SERVER = "v0.9.0"
 
 # KServe's go.mod carries this exclude; `go build` of its manager from another module only
 # succeeds when the consuming module repeats it.
