@@ -63,14 +63,7 @@ def start_predictor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartP
         p = Predictor(f"http://127.0.0.1:{port}", proc, log)
         started.append(p)
         if wait_ready:
-
-            def up() -> bool:
-                # An exited process ends the wait at once; its log is the error message.
-                return proc.poll() is not None or ready(p.url)
-
-            wait_for(f"ferry-predictor on :{port}", up, timeout=120, interval=0.2)
-            if proc.poll() is not None:
-                raise RuntimeError(f"ferry-predictor exited ({proc.returncode}):\n{p.logs()}")
+            wait_until_ready(p)
         return p
 
     yield start
@@ -84,9 +77,47 @@ def start_predictor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartP
                 p.proc.wait()
 
 
+def wait_until_ready(p: Predictor) -> Predictor:
+    def up() -> bool:
+        # An exited process ends the wait at once; its log is the error message.
+        return p.proc.poll() is not None or ready(p.url)
+
+    wait_for(f"ferry-predictor at {p.url}", up, timeout=120, interval=0.2)
+    if p.proc.poll() is not None:
+        raise RuntimeError(f"ferry-predictor exited ({p.proc.returncode}):\n{p.logs()}")
+    return p
+
+
 @pytest.fixture(scope="session")
-def champion(registered: list[Registered], mlflow_uri: str, start_predictor: StartPredictor) -> Predictor:
-    """A predictor serving titanic-survival@champion, the way the operator deploys an alias."""
-    return start_predictor(
-        "models:/titanic-survival@champion", mlflow_uri, extra_env={"FERRY_COLOR": "green"}
-    )
+def fleet(
+    registered: list[Registered], mlflow_uri: str, start_predictor: StartPredictor
+) -> dict[str, Predictor]:
+    """The session's predictors, launched together so that their slow starts overlap."""
+    return {
+        # The way the operator deploys an alias.
+        "champion": start_predictor(
+            "models:/titanic-survival@champion",
+            mlflow_uri,
+            wait_ready=False,
+            extra_env={"FERRY_COLOR": "green"},
+        ),
+        "v2": start_predictor(registered[1].model_uri, mlflow_uri, wait_ready=False),
+        "broken": start_predictor("models:/no-such-model/1", mlflow_uri, wait_ready=False),
+    }
+
+
+@pytest.fixture(scope="session")
+def champion(fleet: dict[str, Predictor]) -> Predictor:
+    return wait_until_ready(fleet["champion"])
+
+
+@pytest.fixture(scope="session")
+def pinned_v2(fleet: dict[str, Predictor]) -> Predictor:
+    """A predictor pinned to version 2, as for a rollout's preview colour."""
+    return wait_until_ready(fleet["v2"])
+
+
+@pytest.fixture(scope="session")
+def broken(fleet: dict[str, Predictor]) -> Predictor:
+    """A predictor whose model does not exist in the registry."""
+    return fleet["broken"]

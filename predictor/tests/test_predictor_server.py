@@ -11,7 +11,7 @@ import pytest
 from ferry_mlflow_example.train import Registered
 from ferry_predictor import metrics
 from localcluster.procs import wait_for
-from predictor_fixtures import Predictor, StartPredictor
+from predictor_fixtures import Predictor
 
 PASSENGERS = [
     {"pclass": 1, "sex": "female", "age": 29.0, "sibsp": 0, "parch": 0, "fare": 211.34, "embarked": "S"},
@@ -154,19 +154,17 @@ def test_metrics_expose_every_published_name(champion: Predictor) -> None:
 
 
 def test_a_pinned_version_serves_that_version(
-    registered: list[Registered], mlflow_uri: str, start_predictor: StartPredictor, champion: Predictor
+    registered: list[Registered], pinned_v2: Predictor, champion: Predictor
 ) -> None:
-    v2 = start_predictor(registered[1].model_uri, mlflow_uri)
+    v2 = pinned_v2
     a = post(champion, "/v1/models/titanic:predict", {"instances": PASSENGERS}).json()
     b = post(v2, "/v1/models/titanic:predict", {"instances": PASSENGERS}).json()
     assert b["model_version"] == registered[1].version and b["color"] == "blue"
     assert a["probabilities"] != b["probabilities"]  # differently trained
 
 
-def test_a_model_that_fails_to_load_keeps_the_server_unready(
-    mlflow_uri: str, start_predictor: StartPredictor
-) -> None:
-    p = start_predictor("models:/no-such-model/1", mlflow_uri, wait_ready=False)
+def test_a_model_that_fails_to_load_keeps_the_server_unready(broken: Predictor) -> None:
+    p = broken
     wait_for("the load failure in the log", lambda: "failed to load" in p.logs(), timeout=120, interval=0.2)
     assert "no-such-model" in p.logs()
     r = httpx.get(f"{p.url}/v2/health/ready")
