@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -113,37 +114,47 @@ def test_dev_mode_in_a_minute(dev_gateway: str, tmp_path: Path) -> None:
     assert jwt.get_unverified_header(token)["alg"] == "RS256"
 
 
-def test_gateway_help_and_config_errors(tmp_path: Path) -> None:
-    help_text = subprocess.run([str(BIN / "ferry-gateway"), "--help"], capture_output=True, text=True).stdout
+@pytest.fixture
+def gateway_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``ferry-gateway``'s main() in-process (configuration errors never reach uvicorn)."""
+    from ferry_gateway import __main__ as entry
+    from ferry_gateway import logs
+
+    monkeypatch.setattr(logs, "configure", lambda level: None)  # keep pytest's log capture
+    for name in [k for k in os.environ if k.startswith("FERRY_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("FERRY_DEV_DIR", str(tmp_path / "dev"))
+    return entry.main
+
+
+def test_gateway_help_and_config_errors(
+    gateway_main: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        gateway_main(["--help"])
+    help_text = capsys.readouterr().out
     for documented in ("--dev", "--upstream", "--consumers", "REDIS_URL", "FERRY_RATE_LIMIT_FAILURE_MODE"):
         assert documented in help_text
-    env = {**os.environ, "FERRY_DEV_DIR": str(tmp_path), "FERRY_RATE_LIMIT_FAILURE_MODE": "sometimes"}
-    bad_mode = subprocess.run([str(BIN / "ferry-gateway"), "--dev"], env=env, capture_output=True, text=True)
-    assert bad_mode.returncode == 2 and "FERRY_RATE_LIMIT_FAILURE_MODE" in bad_mode.stderr
-    env.pop("FERRY_RATE_LIMIT_FAILURE_MODE")
-    no_route = subprocess.run([str(BIN / "ferry-gateway"), "--dev"], env=env, capture_output=True, text=True)
-    assert no_route.returncode == 2 and "--upstream" in no_route.stderr
-    bad_upstream = subprocess.run(
-        [str(BIN / "ferry-gateway"), "--dev", "--upstream", "titanic"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert bad_upstream.returncode == 2 and "expected NAME=URL" in bad_upstream.stderr
+    monkeypatch.setenv("FERRY_RATE_LIMIT_FAILURE_MODE", "sometimes")
+    assert gateway_main(["--dev"]) == 2
+    assert "FERRY_RATE_LIMIT_FAILURE_MODE" in capsys.readouterr().err
+    monkeypatch.delenv("FERRY_RATE_LIMIT_FAILURE_MODE")
+    assert gateway_main(["--dev"]) == 2
+    assert "--upstream" in capsys.readouterr().err
+    assert gateway_main(["--dev", "--upstream", "titanic"]) == 2
+    assert "expected NAME=URL" in capsys.readouterr().err
 
 
-def test_jwks_without_issuer_and_audience_is_refused(tmp_path: Path) -> None:
+def test_jwks_without_issuer_and_audience_is_refused(
+    gateway_main: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ferry_gateway.devkeys import dev_jwks
+
     jwks = tmp_path / "jwks.json"
-    env = {**os.environ, "FERRY_DEV_DIR": str(tmp_path), "FERRY_API_KEY_PEPPER": "p"}
-    subprocess.run([str(BIN / "ferry"), "jwks"], env=env, check=True, stdout=jwks.open("w"))
-    env["FERRY_JWKS_FILE"] = str(jwks)
-    started = subprocess.run(
-        [str(BIN / "ferry-gateway"), "--upstream", "m=http://127.0.0.1:1"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert started.returncode == 2 and "FERRY_JWT_ISSUER and FERRY_JWT_AUDIENCE" in started.stderr
+    jwks.write_text(json.dumps(dev_jwks()))
+    monkeypatch.setenv("FERRY_JWKS_FILE", str(jwks))
+    assert gateway_main(["--upstream", "m=http://127.0.0.1:1"]) == 2
+    assert "FERRY_JWT_ISSUER and FERRY_JWT_AUDIENCE" in capsys.readouterr().err
 
 
 def test_keys_secret_makes_a_secret_the_cluster_source_reads(capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,28 +180,15 @@ def test_keys_secret_makes_a_secret_the_cluster_source_reads(capsys: pytest.Capt
 
 
 def test_production_config_from_environment_only(
-    tmp_path: Path, redis_url: str, active_upstream: Upstream
+    tmp_path: Path, redis_url: str, active_upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # configured the way the Deployment does it: environment variables, no flags, no dev mode
-    dev = {**os.environ, "FERRY_DEV_DIR": str(tmp_path / "idp")}  # stands in for the identity provider
+    from ferry_gateway.devkeys import dev_jwks, mint_token
+
+    monkeypatch.setenv("FERRY_DEV_DIR", str(tmp_path / "idp"))  # the dev key pair plays the identity provider
     jwks = tmp_path / "jwks.json"
-    subprocess.run([str(BIN / "ferry"), "jwks"], env=dev, check=True, stdout=jwks.open("w"))
-    token = subprocess.run(
-        [
-            str(BIN / "ferry"),
-            "token",
-            "--consumer",
-            "svc-a",
-            "--audience",
-            "ferry",
-            "--issuer",
-            "https://idp",
-        ],
-        env=dev,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    jwks.write_text(json.dumps(dev_jwks()))
+    token = mint_token("svc-a", audience="ferry", issuer="https://idp")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
     env.update(
@@ -219,6 +217,11 @@ def test_production_config_from_environment_only(
         proc.terminate()
         proc.wait(timeout=10)
     assert not (tmp_path / "none").exists()  # nothing written to a dev directory outside --dev
-    env["FERRY_CONSUMERS_FILE"] = str(tmp_path / "consumers.yaml")
-    no_pepper = subprocess.run([str(BIN / "ferry-gateway")], env=env, capture_output=True, text=True)
-    assert no_pepper.returncode == 2 and "FERRY_API_KEY_PEPPER" in no_pepper.stderr
+
+
+def test_consumers_file_without_pepper_is_refused(
+    gateway_main: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FERRY_CONSUMERS_FILE", str(tmp_path / "consumers.yaml"))
+    assert gateway_main(["--upstream", "m=http://127.0.0.1:1"]) == 2
+    assert "FERRY_API_KEY_PEPPER" in capsys.readouterr().err
