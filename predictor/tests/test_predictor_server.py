@@ -91,6 +91,12 @@ def test_metadata_health_and_readiness(champion: Predictor) -> None:
     ]
     assert {i["name"]: i["parameters"]["required"] for i in meta["inputs"]}["age"] is False
     assert meta["parameters"]["fast_path"] is True
+    outputs = {o["name"]: o for o in meta["outputs"]}
+    assert outputs["predictions"]["datatype"] == "INT64"
+    assert (
+        outputs["probabilities"]["shape"] == [-1, 2]
+        and outputs["probabilities"]["parameters"]["classes"] == "0,1"
+    )
     for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/titanic/ready", "/v1/models/titanic"):
         assert httpx.get(f"{champion.url}{path}").status_code == 200, path
     assert httpx.get(f"{champion.url}/v1/models").json() == {"models": ["titanic"]}

@@ -21,7 +21,7 @@ from ferry_common.errors import ErrorCode, FerryError, envelope, new_request_id
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ferry_predictor import __version__
-from ferry_predictor.codec import Identity, decode_v1, decode_v2, encode_v1, encode_v2
+from ferry_predictor.codec import Identity, decode_v1, decode_v2, encode_v1, encode_v2, v2_datatype
 from ferry_predictor.config import Config
 from ferry_predictor.metrics import Metrics
 from ferry_predictor.model import LoadedModel, load
@@ -231,11 +231,19 @@ class PredictorApp:
                 }
                 for c in m.schema.columns
             ]
-        outputs: list[dict[str, Any]] = [{"name": "predictions", "datatype": "BYTES", "shape": [-1]}]
-        if (m is not None and m.fast is not None) or (
-            m is not None and hasattr(m.estimator, "predict_proba")
-        ):
-            outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, -1]})
+        classes = m.classes if m is not None else None
+        outputs: list[dict[str, Any]] = [
+            {"name": "predictions", "datatype": v2_datatype(classes) if classes else "BYTES", "shape": [-1]}
+        ]
+        if classes:
+            outputs.append(
+                {
+                    "name": "probabilities",
+                    "datatype": "FP64",
+                    "shape": [-1, len(classes)],
+                    "parameters": {"classes": ",".join(str(c) for c in classes)},
+                }
+            )
         return {
             "name": self.config.model_name,
             "versions": [self.version],

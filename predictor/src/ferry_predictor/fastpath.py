@@ -172,9 +172,10 @@ def compile_pipeline(model: Any) -> CompiledLinear:
             continue
         if isinstance(cols, slice) or callable(cols):
             raise Unsupported("column selectors must be explicit lists")
-        selected = [names[c] if isinstance(c, int | np.integer) else c for c in np.atleast_1d(cols).tolist()]
-        if selected and isinstance(selected[0], bool):
+        raw = np.atleast_1d(cols).tolist()
+        if any(isinstance(c, bool) for c in raw):
             raise Unsupported("boolean column masks are not supported")
+        selected = [names[c] if isinstance(c, int) else c for c in raw]
         steps = _column_steps(transformer)
         for position, column in enumerate(selected):
             plan = _plan_column(str(column), position, steps, offset)

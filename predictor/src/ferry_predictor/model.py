@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,15 @@ class LoadedModel:
     estimator: Any = None  # a scikit-learn model, used when the fast path is off
     pyfunc: Any = None
     load_seconds: float = 0.0
-    classes: list[Any] | None = field(default=None)
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """The class labels, in the order of the probability columns; None when there are none."""
+        if self.fast is not None:
+            return self.fast.classes
+        if self.estimator is not None and hasattr(self.estimator, "predict_proba"):
+            return [_py(c) for c in self.estimator.classes_]
+        return None
 
     @property
     def blocking(self) -> bool:
