@@ -462,8 +462,23 @@ def test_kubectl_ferry_on_a_live_resource(
     body = md_body("cli", {"name": registered_model.name, "version": "1"}, rollout={"autoPromote": False})
     co.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
     wait_phase(api, namespace, "cli", "Stable")
-    out = ferry(kubeconfig, "-n", namespace, "status", "cli")
-    assert f"ModelDeployment {namespace}/cli" in out and "Phase:    Stable" in out
+
+    def status_showing(*parts: str) -> str:
+        """kwok's node can flap NotReady on a loaded machine: read until the view shows `parts`."""
+        seen: list[str] = []
+
+        def shows() -> bool:
+            seen[:] = [ferry(kubeconfig, "-n", namespace, "status", "cli")]
+            return all(p in seen[0] for p in parts)
+
+        try:
+            wait_for(f"status showing {parts}", shows, WAIT, interval=1)
+        except TimeoutError:
+            raise AssertionError(seen[0] if seen else "no output") from None
+        return seen[0]
+
+    out = status_showing("Phase:    Stable")
+    assert f"ModelDeployment {namespace}/cli" in out
     assert "Active:   blue   version 1" in out and "Services: cli -> blue, cli-preview -> blue" in out
     assert "Promoted" in out  # recent events
 
@@ -471,8 +486,8 @@ def test_kubectl_ferry_on_a_live_resource(
         GROUP, VERSION, namespace, PLURAL, "cli", {"spec": {"model": {"version": "2"}}}
     )
     wait_phase(api, namespace, "cli", "AwaitingPromotion")
-    out = ferry(kubeconfig, "-n", namespace, "status", "cli")
-    assert "Preview:  green  version 2" in out and "cli -> blue, cli-preview -> green" in out
+    out = status_showing("Phase:    AwaitingPromotion", "cli -> blue, cli-preview -> green")
+    assert "Preview:  green  version 2" in out
 
     out = ferry(kubeconfig, "-n", namespace, "promote", "--wait", "cli")
     assert "promote requested" in out and "applied" in out
