@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import yaml
 from localcluster import tools, versions
+from localcluster.procs import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ferry"
@@ -94,3 +98,54 @@ def validate_custom(doc: JSON) -> None:
     schema = crd_schemas()[(doc["apiVersion"], doc["kind"])]
     # Upstream patterns use Go regex syntax Python rejects in a metaschema check; validate directly.
     jsonschema.Draft7Validator(schema).validate(json.loads(json.dumps(doc)))
+
+
+@contextmanager
+def process(
+    argv: list[str], log: Path, env: dict[str, str], what: str, up: Callable[[], bool]
+) -> Iterator[Callable[[], None]]:
+    """Start a process; the value is a function that waits until ``up`` (or fails if it exited)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        return up()
+
+    try:
+        yield lambda: wait_for(what, ready, timeout=120, interval=0.2)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def champion_registered(mlflow_uri: str) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(mlflow_uri, mlflow_uri).get_model_version_by_alias("titanic-survival", "champion")
+    except MlflowException:
+        # One pipeline is enough here (the predictor suites register both when they run first).
+        import mlflow
+        from ferry_mlflow_example import data
+        from ferry_mlflow_example.train import CHAMPION, EXPERIMENT, MODEL_NAME, train_and_register
+
+        mlflow.set_tracking_uri(mlflow_uri)
+        mlflow.set_experiment(EXPERIMENT)
+        registry = MlflowClient(mlflow_uri, mlflow_uri)
+        x, y = data.load()
+        registered = train_and_register("baseline", x, y, registry)
+        registry.set_registered_model_alias(MODEL_NAME, CHAMPION, registered.version)

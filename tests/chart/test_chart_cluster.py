@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from chartlib import CHART, ENVIRONMENTS, helm, run_helm, values_args
+import yaml
+from chartlib import (
+    CHART,
+    ENVIRONMENTS,
+    ROOT,
+    champion_registered,
+    helm,
+    http_ok,
+    process,
+    run_helm,
+    values_args,
+)
+from ferry_gateway.consumers import DEV_KEYS
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from localcluster import tools
-from localcluster.procs import wait_for
+from localcluster.procs import free_port, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -127,3 +142,104 @@ def test_install_upgrade_uninstall(api: client.ApiClient, kubeconfig: str, names
 
 def test_helm_is_the_projects_build() -> None:
     assert helm() == str(tools.bin_path("helm"))
+
+
+def service_account_kubeconfig(kubeconfig: str, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig holding only a ServiceAccount's token: what the pod would have."""
+    token = kubectl(kubeconfig, "create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(Path(kubeconfig).read_text())
+    cluster = admin["clusters"][0]
+    config_ = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": cluster["name"], "user": account}}],
+        "current-context": account,
+    }
+    path.write_text(yaml.safe_dump(config_))
+    return path
+
+
+def test_operator_and_gateway_work_with_only_the_charts_rbac(
+    api: client.ApiClient, kubeconfig: str, namespace: str, mlflow_uri: str, tmp_path: Path
+) -> None:
+    """The real operator and gateway, run with their ServiceAccounts' tokens, do their jobs: no 403s."""
+    from chart_smoke import __file__ as smoke_file
+
+    champion_registered(mlflow_uri)
+    kubectl(
+        kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "runtime")
+    )
+    release = namespace
+    run_helm(
+        "install", release, str(CHART), *values_args("dev"), "--namespace", namespace,
+        "--kubeconfig", kubeconfig, *isolating(namespace),
+    )  # fmt: skip
+    operator_kc = service_account_kubeconfig(
+        kubeconfig, namespace, f"{release}-ferry-operator", tmp_path / "op"
+    )
+    gateway_kc = service_account_kubeconfig(
+        kubeconfig, namespace, f"{release}-ferry-gateway", tmp_path / "gw"
+    )
+    md = yaml.safe_load((ROOT / "manifests" / "samples" / "titanic.yaml").read_text())
+    custom: Any = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object("ferry.dev", "v1alpha1", namespace, "modeldeployments", md)
+    bindir = Path(sys.executable).parent
+    gateway_port = free_port()
+    operator_env = {
+        "KUBECONFIG": str(operator_kc),
+        "MLFLOW_TRACKING_URI": mlflow_uri,
+        "FERRY_METRICS_PORT": "0",
+        "FERRY_SMOKE_TESTER": "chart_smoke:factory",
+        "FERRY_WATCH_SERVER_TIMEOUT": "10",
+        "PYTHONPATH": str(Path(smoke_file).parent),
+    }
+    gateway_env = {
+        "KUBECONFIG": str(gateway_kc),
+        "FERRY_MODEL_NAMESPACE": namespace,
+        "FERRY_DEV_DIR": str(tmp_path / "gateway-dev"),
+    }
+    with (
+        process(
+            [str(bindir / "ferry-operator"), "--standalone", "-n", namespace, "--liveness",
+             f"http://127.0.0.1:{free_port()}/healthz"],
+            tmp_path / "operator.log", operator_env, "ferry-operator", lambda: True,
+        ) as operator_up,
+        process(
+            [str(bindir / "ferry-gateway"), "--dev", "--port", str(gateway_port)],
+            tmp_path / "gateway.log", gateway_env, "ferry-gateway",
+            lambda: http_ok(f"http://127.0.0.1:{gateway_port}/healthz"),
+        ) as gateway_up,
+    ):  # fmt: skip
+        operator_up()
+        gateway_up()
+
+        def isvc_created() -> bool:
+            items = custom.list_namespaced_custom_object(
+                "serving.kserve.io", "v1beta1", namespace, "inferenceservices"
+            )["items"]
+            return bool(items)
+
+        wait_for("the operator's InferenceService", isvc_created, timeout=120)
+        wait_for(
+            "ModelDeployment status written",
+            lambda: bool(custom.get_namespaced_custom_object(
+                "ferry.dev", "v1alpha1", namespace, "modeldeployments", "titanic"
+            ).get("status", {}).get("phase")),
+            timeout=60,
+        )  # fmt: skip
+
+        def gateway_lists_titanic() -> bool:
+            r = httpx.get(
+                f"http://127.0.0.1:{gateway_port}/v1/models",
+                headers={"X-API-Key": DEV_KEYS["dev-pro"]},
+                timeout=5,
+            )
+            return r.status_code == 200 and any(m["name"] == "titanic" for m in r.json()["models"])
+
+        wait_for("the gateway's catalog from the ModelDeployment watch", gateway_lists_titanic, timeout=60)
+    for log in ("operator.log", "gateway.log"):
+        text = (tmp_path / log).read_text()
+        assert "forbidden" not in text.lower(), f"{log}: RBAC refused a call:\n{text[-3000:]}"
+    run_helm("uninstall", release, "--namespace", namespace, "--kubeconfig", kubeconfig, "--wait")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -19,15 +18,15 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from chartlib import CHART, ROOT
+from chartlib import CHART, ROOT, champion_registered, http_ok, process
 from ferry_gateway.consumers import DEV_KEYS
 from ferrycharts import dashboards, promql
 from fixtures.servers import redis_server
@@ -43,57 +42,6 @@ ROWS = [
     {"pclass": 3, "sex": "male", "sibsp": 1, "parch": 0},  # age, fare and port missing
     {"pclass": 2, "sex": "male", "age": 40.0, "sibsp": 0, "parch": 2, "fare": 26.0, "embarked": "C"},
 ]
-
-
-@contextmanager
-def process(
-    argv: list[str], log: Path, env: dict[str, str], what: str, up: Callable[[], bool]
-) -> Iterator[Callable[[], None]]:
-    """Start a process; the value is a function that waits until ``up`` (or fails if it exited)."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        return up()
-
-    try:
-        yield lambda: wait_for(what, ready, timeout=120, interval=0.2)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def champion_registered(mlflow_uri: str) -> None:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        MlflowClient(mlflow_uri, mlflow_uri).get_model_version_by_alias("titanic-survival", "champion")
-    except MlflowException:
-        # One pipeline is enough here (the predictor suites register both when they run first).
-        import mlflow
-        from ferry_mlflow_example import data
-        from ferry_mlflow_example.train import CHAMPION, EXPERIMENT, MODEL_NAME, train_and_register
-
-        mlflow.set_tracking_uri(mlflow_uri)
-        mlflow.set_experiment(EXPERIMENT)
-        registry = MlflowClient(mlflow_uri, mlflow_uri)
-        x, y = data.load()
-        registered = train_and_register("baseline", x, y, registry)
-        registry.set_registered_model_alias(MODEL_NAME, CHAMPION, registered.version)
 
 
 def query(prom: str, expr: str) -> list[dict[str, Any]]:
