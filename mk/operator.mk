@@ -12,14 +12,14 @@ manifests: ## regenerate manifests/crds and charts/ferry/crds from the operator'
 manifests-check: ## fail when the committed CRDs differ from the models
 	$(PY) -m ferry_operator.crdgen --check
 
-install: manifests ## apply Ferry's CRDs and the ferry-mlflow ClusterServingRuntime to $$KUBECONFIG's cluster
+install: manifests ## apply Ferry's CRDs and the ferry-mlflow ClusterServingRuntime to the cluster of KUBECONFIG
 	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" manifests/crds
 	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" manifests/runtime
 
-uninstall: ## delete Ferry's CRDs (and every ModelDeployment) and its runtime from $$KUBECONFIG's cluster
+uninstall: ## delete Ferry's CRDs (and every ModelDeployment) and its runtime from the cluster of KUBECONFIG
 	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" --delete manifests/runtime manifests/crds
 
-run: install ## run the operator locally against $$KUBECONFIG and $$MLFLOW_TRACKING_URI (make mlflow-up's server)
+run: install ## run the operator locally against KUBECONFIG and MLFLOW_TRACKING_URI (make mlflow-up's server)
 	KUBECONFIG="$(KUBECONFIG)" MLFLOW_TRACKING_URI="$(MLFLOW_TRACKING_URI)" \
 	FERRY_REGISTRY_POLL_SECONDS="$(FERRY_REGISTRY_POLL_SECONDS)" \
 	$(UV) run --frozen ferry-operator --all-namespaces
