@@ -19,12 +19,19 @@ from gw_harness import FakeClock
 from localcluster.procs import free_port, port_open, wait_for
 
 
+class _Exited(RuntimeError):
+    pass
+
+
 @contextmanager
 def _proc(args: list[str], port: int, log: Path) -> Iterator[None]:
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
     try:
-        wait_for(f"{args[0]} on :{port}", lambda: proc.poll() is None and port_open(port), timeout=20)
+        wait_for(f"{args[0]} on :{port}", lambda: proc.poll() is not None or port_open(port), timeout=20)
+        if proc.poll() is not None:
+            raise _Exited(f"{args[0]} exited: {log.read_text()[-500:]}")
         yield
     finally:
         proc.terminate()
@@ -54,29 +61,39 @@ async def test_through_sentinel(tmp_path: Path) -> None:
 async def test_through_cluster(tmp_path: Path) -> None:
     exe = shutil.which("redis-server")
     assert exe is not None
-    port = free_port()
-    args = [
-        exe,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--cluster-enabled",
-        "yes",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-        "--cluster-config-file",
-        "nodes.conf",
-    ]
-    with _proc(args, port, tmp_path / "cluster.log"):
-        admin = redis.Redis(port=port)
-        admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # a one-node cluster owning every slot
-        wait_for("cluster state ok", lambda: admin.cluster("info")["cluster_state"] == "ok", timeout=20)
-        await _exact_burst(f"redis+cluster://127.0.0.1:{port}")
+    for attempt in range(3):  # free ports can be taken by a neighbour between choosing and binding
+        port = free_port()
+        args = [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+            "--cluster-config-file",
+            f"nodes-{attempt}.conf",
+            "--cluster-port",
+            str(free_port()),
+        ]  # the default bus port (+10000) may not exist
+        try:
+            with _proc(args, port, tmp_path / f"cluster-{attempt}.log"):
+                admin = redis.Redis(port=port)
+                admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # one node owning every slot
+                wait_for(
+                    "cluster state ok", lambda a=admin: a.cluster("info")["cluster_state"] == "ok", timeout=20
+                )
+                await _exact_burst(f"redis+cluster://127.0.0.1:{port}")
+                return
+        except _Exited:
+            if attempt == 2:
+                raise
 
 
 def test_unknown_scheme_is_a_clear_error() -> None:
