@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any
 
@@ -212,3 +213,16 @@ def test_the_validators_catch_a_broken_object() -> None:
     runtime["spec"]["multiModel"] = "no"
     with pytest.raises(Exception, match="is not of type 'boolean'"):
         validate_custom(runtime)
+
+
+def test_restricted_gateway_still_lets_prometheus_scrape() -> None:
+    ingress_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    docs = template(
+        "prod",
+        "--set-json", f"networkPolicy.gatewayFrom=[{json.dumps(ingress_ns)}]",
+        "--set-json", f"networkPolicy.metricsFrom=[{json.dumps(monitoring)}]",
+    )  # fmt: skip
+    policy = _by_kind(docs, "NetworkPolicy", "-gateway")
+    assert [rule["from"] for rule in policy["spec"]["ingress"]] == [[ingress_ns], [monitoring]]
+    kubernetes_validate.validate(policy, kube_version(), strict=True)
