@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import uuid
@@ -17,6 +18,10 @@ from ferry_gateway.tiers import LimitsConfig
 from fixtures.servers import redis_server
 from gw_harness import FakeClock
 from localcluster.procs import free_port, port_open, wait_for
+
+
+def _cluster_ok(admin: redis.Redis) -> bool:  # type: ignore[type-arg]
+    return bool(admin.cluster("info")["cluster_state"] == "ok")
 
 
 class _Exited(RuntimeError):
@@ -86,9 +91,7 @@ async def test_through_cluster(tmp_path: Path) -> None:
             with _proc(args, port, tmp_path / f"cluster-{attempt}.log"):
                 admin = redis.Redis(port=port)
                 admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # one node owning every slot
-                wait_for(
-                    "cluster state ok", lambda a=admin: a.cluster("info")["cluster_state"] == "ok", timeout=20
-                )
+                wait_for("cluster state ok", functools.partial(_cluster_ok, admin), timeout=20)
                 await _exact_burst(f"redis+cluster://127.0.0.1:{port}")
                 return
         except _Exited:
