@@ -76,16 +76,21 @@ def _crd_docs(paths: Iterable[Path]) -> list[JSON]:
     return docs
 
 
+def monitoring_crds() -> list[Path]:
+    """The Prometheus Operator's ServiceMonitor, PodMonitor and PrometheusRule CRDs (its Go module)."""
+    po = tools.module_dir(*PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
+    return [
+        po / f"monitoring.coreos.com_{k}.yaml" for k in ("servicemonitors", "podmonitors", "prometheusrules")
+    ]
+
+
 @cache
 def crd_schemas() -> dict[tuple[str, str], JSON]:
     """(apiVersion, kind) -> openAPIV3Schema: the chart's CRDs, KServe's, the Prometheus Operator's."""
     paths = sorted((CHART / "crds").glob("*.yaml"))
     # Only the third-party kinds the chart renders (the InferenceService CRD alone is about 1 MB).
     paths += sorted((tools.kserve_dir() / "config" / "crd" / "full").rglob("*clusterservingruntimes.yaml"))
-    po = tools.module_dir(*PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
-    paths += [
-        po / f"monitoring.coreos.com_{k}.yaml" for k in ("servicemonitors", "podmonitors", "prometheusrules")
-    ]
+    paths += monitoring_crds()
     out: dict[tuple[str, str], JSON] = {}
     for crd in _crd_docs(paths):
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]

@@ -15,10 +15,12 @@ import yaml
 from chartlib import (
     CHART,
     ENVIRONMENTS,
+    MONITORING_APIS,
     ROOT,
     champion_registered,
     helm,
     http_ok,
+    monitoring_crds,
     process,
     run_helm,
     values_args,
@@ -34,8 +36,16 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def api(kubeconfig: str) -> client.ApiClient:
-    # The chart's CRDs must exist for the dry run of its custom resources (helm installs them too).
-    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    # The chart's CRDs must exist for the dry run of its custom resources (helm installs them too);
+    # the Prometheus Operator's (CRDs only, no controller) make the chart render its monitoring objects.
+    for crd in [CHART / "crds", *monitoring_crds()]:
+        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crd))
+
+    def served() -> bool:
+        out = kubectl(kubeconfig, "api-resources", "--api-group=monitoring.coreos.com").stdout
+        return all(k in out for k in ("servicemonitors", "podmonitors", "prometheusrules"))
+
+    wait_for("monitoring.coreos.com/v1 served", served, timeout=60)
     api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
     return api
 
@@ -70,14 +80,17 @@ def test_server_side_dry_run_accepts_every_object(
     api: client.ApiClient, kubeconfig: str, namespace: str, env: str
 ) -> None:
     rendered = run_helm(
-        "template", namespace, str(CHART), "--namespace", namespace, *values_args(env), *isolating(namespace)
-    ).stdout
+        "template", namespace, str(CHART), "--namespace", namespace, *values_args(env), *isolating(namespace),
+        *(f"--api-versions={api}" for api in MONITORING_APIS),
+    ).stdout  # fmt: skip
     out = kubectl(
         kubeconfig, "apply", "--server-side", "--dry-run=server", "-n", namespace, "-f", "-", stdin=rendered
     )
     applied = [line for line in out.stdout.splitlines() if "serverside-applied" in line]
     assert any("deployment.apps/" in line for line in applied), out.stdout
     assert any("clusterservingruntime" in line for line in applied), out.stdout
+    for kind in ("servicemonitor", "podmonitor", "prometheusrule"):
+        assert any(f"{kind}.monitoring.coreos.com/" in line for line in applied), out.stdout
     # Nothing was created: it was a dry run.
     with pytest.raises(ApiException) as gone:
         client.AppsV1Api(api).read_namespaced_deployment(f"{namespace}-ferry-gateway", namespace)
