@@ -124,6 +124,12 @@ def test_install_upgrade_uninstall(api: client.ApiClient, kubeconfig: str, names
         "serving.kserve.io", "v1alpha1", "clusterservingruntimes", namespace
     )
     assert runtime["spec"]["containers"][0]["image"].endswith("/ferry-predictor:0.1.0")
+    # The cluster serves monitoring.coreos.com/v1 (see the api fixture): helm saw it and rendered these.
+    monitors: Any = client.CustomObjectsApi(api)
+    expected = {"servicemonitors": "-gateway", "podmonitors": "-predictors", "prometheusrules": ""}
+    for plural, suffix in expected.items():
+        name = f"{release}-ferry{suffix}"
+        assert monitors.get_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, plural, name)
 
     # Staging reads its credentials from Secrets the operator of the cluster creates.
     for name, data in {
