@@ -9,7 +9,7 @@ CHART_PY := PYTHONPATH=charts:tests/e2e $(PY)
 CHART_PATH = $$($(LOCALCLUSTER) bin 2>/dev/null):$$PATH
 IMAGE_REGISTRY ?= ghcr.io/ferry-dev
 IMAGE_TAG ?= 0.1.0
-IMAGES := operator gateway predictor
+IMAGES := operator gateway predictor mlflow
 
 .PHONY: chart-lint chart-test dashboards dashboards-check install-manifests images kind-up kind-down deploy
 
@@ -28,7 +28,7 @@ dashboards-check: ## fail when the committed dashboards or alert rules are stale
 install-manifests: ## render manifests/install/ (plain kubectl install) from the chart
 	PATH=$(CHART_PATH) $(CHART_PY) -m ferrycharts install-manifests
 
-images: ## build the operator, gateway and predictor images (buildah, podman or docker) as IMAGE_REGISTRY/ferry-X:IMAGE_TAG
+images: ## build the operator, gateway, predictor (and dev MLflow) images with buildah, podman or docker as IMAGE_REGISTRY/ferry-X:IMAGE_TAG
 	@tool=$$(command -v buildah || command -v podman || { docker info >/dev/null 2>&1 && command -v docker; } || true); \
 	if [ -z "$$tool" ]; then echo "images: no buildah, podman or running docker found; install one to build images" >&2; exit 1; fi; \
 	for c in $(IMAGES); do \

@@ -19,6 +19,7 @@ def test_every_artifact_builds_from_a_containerfile_of_the_repository() -> None:
     artifacts = SKAFFOLD["build"]["artifacts"]
     assert sorted(a["image"].rsplit("/", 1)[1] for a in artifacts) == [
         "ferry-gateway",
+        "ferry-mlflow",
         "ferry-operator",
         "ferry-predictor",
     ]
@@ -52,11 +53,19 @@ def test_image_templates_set_chart_values_that_reach_the_pods() -> None:
                 sets += ["--set", f"{value}={repo}"]
             elif tmpl == f"{{{{.IMAGE_TAG_{_key(a['image'])}}}}}":
                 sets += ["--set", f"{value}={tag}"]
+            elif tmpl == f"{{{{.IMAGE_FULLY_QUALIFIED_{_key(a['image'])}}}}}":
+                sets += ["--set", f"{value}={repo}:{tag}"]
         expected.add(f"{repo}:{tag}")
-    assert len(sets) == 12, "each artifact needs a repository and a tag template"
+    assert len(sets) == 2 * 7, "each image needs its repository and tag (or one fully qualified name)"
     images = set()
     for doc in template("dev", *sets):
         spec = doc.get("spec", {})
         pod = spec.get("template", {}).get("spec", spec)
         images |= {c["image"] for c in pod.get("containers", [])}
     assert expected <= images, images
+
+
+def test_dev_mlflow_image_pins_the_workspaces_mlflow() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (pin,) = re.findall(r'"mlflow==([^"]+)"', pyproject)
+    assert f"mlflow=={pin}" in (ROOT / "mlflow" / "Containerfile").read_text()
