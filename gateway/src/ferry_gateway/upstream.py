@@ -139,13 +139,17 @@ class UpstreamPool:
         return UpstreamResponse(resp.status, out, resp.body, seconds)
 
     async def probe(self, url: str) -> bool | None:
-        """Is the predictor ready (KServe ``GET /v1/models/NAME``)? None when it cannot be asked."""
+        """Is the predictor ready (KServe ``GET /v1/models/NAME``)? False when it cannot be reached,
+        None when its answer does not say."""
         parts = urlsplit(url)
         try:
             origin = Origin.parse(f"{parts.scheme}://{parts.netloc}")
             resp = await self._client.request("GET", origin, parts.path, [], b"", 1.0, 1.0)
-            doc = json.loads(resp.body) if resp.status == 200 else None
         except (ConnectionError, TimeoutError, ValueError):
+            return False
+        try:
+            doc = json.loads(resp.body) if resp.status == 200 else None
+        except ValueError:
             return None
         if resp.status != 200:
             return False
