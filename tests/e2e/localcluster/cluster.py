@@ -345,6 +345,9 @@ def up() -> float:
             "--profiling=false",
             # Scale decisions within seconds, so HPA behaviour is observable in tests.
             "--horizontal-pod-autoscaler-sync-period=5s",
+            # A two-core machine under a full test run can starve kwok's or kubelet's lease
+            # renewals for tens of seconds; a node marked NotReady would evict every pod.
+            "--node-monitor-grace-period=3m",
         ],
     )
     _spawn(
