@@ -205,6 +205,9 @@ def test_model_list_usage_health_metrics_docs(gw: str) -> None:
     models = httpx.get(gw + "/v1/models", headers=key, timeout=10).json()["models"]
     assert [m["name"] for m in models] == ["iris"] and models[0]["status"] == "Ready"
     assert httpx.get(gw + "/v1/models", timeout=10).status_code == 401
+    everything = httpx.get(gw + "/v1/models", headers={"X-API-Key": KEYS.by_consumer["acme"]}, timeout=10)
+    status = {m["name"]: m["status"] for m in everything.json()["models"]}
+    assert status["titanic"] == "Ready" and status["dead"] == "Unavailable"
     usage = httpx.get(gw + "/v1/usage", headers=key, timeout=10).json()
     assert usage["consumer"] == "iris-only" and usage["limits"] == {
         "perMinute": 60,
