@@ -45,7 +45,7 @@ def test_entries_from_status() -> None:
 @pytest.fixture(scope="module")
 def gw(redis_url: str, active_upstream: Upstream, preview_upstream: Upstream) -> Iterator[str]:
     catalog = ModelCatalog()
-    catalog.update({"titanic": TITANIC, "iris": IRIS})
+    catalog.update({"titanic": TITANIC, "iris": IRIS, "fresh": {"metadata": {"name": "fresh"}}})
     consumers = [Consumer("ops", "pro", frozenset({"predict", "preview"}))]
     app = build_app(
         redis_url,
@@ -70,6 +70,7 @@ def call(gw: str, path: str, **headers: str) -> httpx.Response:
 def test_listing_and_routing_follow_the_catalog(gw: str) -> None:
     listed = httpx.get(gw + "/v1/models", headers={"X-API-Key": KEYS.by_consumer["ops"]}, timeout=10).json()
     assert [(m["name"], m["version"], m["color"], m["status"]) for m in listed["models"]] == [
+        ("fresh", None, None, "Pending"),
         ("iris", "1", "green", "Verifying"),
         ("titanic", "3", "blue", "Stable"),
     ]
@@ -78,3 +79,9 @@ def test_listing_and_routing_follow_the_catalog(gw: str) -> None:
     no_preview = call(gw, "/v1/models/titanic:predict", **{"X-Ferry-Preview": "true"})
     assert no_preview.status_code == 404 and "preview colour" in no_preview.json()["message"]
     assert call(gw, "/v1/models/gone:predict").status_code == 404  # no ModelDeployment, no route
+
+
+def test_a_model_without_an_active_colour_is_not_ready(gw: str) -> None:
+    resp = call(gw, "/v1/models/fresh:predict")
+    assert resp.status_code == 503 and resp.json()["error_code"] == "MODEL_NOT_READY"
+    assert "Pending" in resp.json()["message"] and resp.headers["retry-after"] == "5"

@@ -283,6 +283,12 @@ class Gateway:
                     f"no ModelDeployment provides {what}",
                     [FieldError("name", f"unknown model {model!r}")],
                 )
+            if not preview and entry.version is None:
+                raise FerryError(
+                    ErrorCode.MODEL_NOT_READY,
+                    f"model {model} has no active version yet (phase {entry.phase})",
+                    headers={"retry-after": "5"},
+                )
         base = self.upstreams.resolve(model, preview)
         if base is None:
             what = "a preview colour" if preview and self.upstreams.resolve(model, False) else "this model"

@@ -165,8 +165,9 @@ class HttpClient:
             try:
                 response = await future
             except UpstreamClosed as exc:
-                # a pooled connection the upstream had already closed: retry once on a fresh one,
-                # which is safe because the upstream saw nothing of this request
+                # the keep-alive race: the upstream closed an idle connection just as we reused it
+                # and answered nothing. Predictions have no side effects, so one retry on a fresh
+                # connection is safe even if the request did arrive.
                 if reused and not exc.received_any and attempt == 0:
                     continue
                 raise
