@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -31,6 +33,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings.watching.server_timeout = int(timeout)
         settings.watching.client_timeout = int(timeout) + 5
     settings.peering.priority = int(os.environ.get("FERRY_PEERING_PRIORITY", "0"))
+    # Kubernetes calls run in threads (the client is synchronous); the default pool (cores + 4)
+    # serialises many ModelDeployments behind a handful of slow API calls.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(
+            max_workers=int(os.environ.get("FERRY_API_THREADS", "32")), thread_name_prefix="kube"
+        )
+    )
     config = OperatorConfig.from_env()
     registry = Registry(config.registry)
     reconciler = Reconciler(
