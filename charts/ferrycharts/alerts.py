@@ -92,8 +92,10 @@ OPERATOR = (
     ),
     Alert(
         "FerryRolloutStuck",
+        # "or vector(0)": before any rollout has ever finished, the finished series do not exist yet.
         f'sum(increase({OP_TRANSITIONS}{{event="RolloutStarted"}}[1h]))'
-        f' - sum(increase({OP_TRANSITIONS}{{event=~"Promoted|Aborted|Superseded|RolledBack"}}[1h])) > 0',
+        f' - (sum(increase({OP_TRANSITIONS}{{event=~"Promoted|Aborted|Superseded|RolledBack"}}[1h]))'
+        " or vector(0)) > 0",
         "30m",
         "warning",
         "A rollout started over 30 minutes ago has not finished",
