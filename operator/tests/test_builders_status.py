@@ -53,6 +53,7 @@ def test_inference_service_runs_the_pinned_version_through_the_ferry_runtime() -
         "MLFLOW_TRACKING_URI": "http://mlflow.ml:5000",
         "FERRY_COLOR": "green",
         "FERRY_MODEL_VERSION": "4",
+        "FERRY_MODEL_NAME": "titanic",
     }
     assert model["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}}
     assert model["envFrom"] == [{"secretRef": {"name": "mlflow-creds", "optional": True}}]

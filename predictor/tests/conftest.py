@@ -101,7 +101,15 @@ def fleet(
             wait_ready=False,
             extra_env={"FERRY_COLOR": "green"},
         ),
-        "v2": start_predictor(registered[1].model_uri, mlflow_uri, wait_ready=False),
+        # Started as KServe starts a colour (named after its InferenceService) with the public
+        # name the operator sets, which is the one it must answer to.
+        "v2": start_predictor(
+            registered[1].model_uri,
+            mlflow_uri,
+            name="titanic-green",
+            wait_ready=False,
+            extra_env={"FERRY_MODEL_NAME": "titanic"},
+        ),
         "broken": start_predictor("models:/no-such-model/1", mlflow_uri, wait_ready=False),
     }
 

@@ -167,6 +167,9 @@ def test_a_pinned_version_serves_that_version(
     b = post(v2, "/v1/models/titanic:predict", {"instances": PASSENGERS}).json()
     assert b["model_version"] == registered[1].version and b["color"] == "blue"
     assert a["probabilities"] != b["probabilities"]  # differently trained
+    # FERRY_MODEL_NAME wins over KServe's --model_name, so both colours answer to one URL.
+    assert b["model_name"] == "titanic"
+    assert post(v2, "/v1/models/titanic-green:predict", {"instances": PASSENGERS}).status_code == 404
 
 
 def test_a_model_that_fails_to_load_keeps_the_server_unready(broken: Predictor) -> None:

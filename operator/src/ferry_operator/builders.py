@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ferry_common import runtime
+
 from ferry_operator.resource import GROUP, KIND, VERSION, Color, ModelDeploymentSpec
 
 ISVC_API_VERSION = "serving.kserve.io/v1beta1"
 ISVC_KIND = "InferenceService"
-PREDICTOR_PORT = 8080
+PREDICTOR_PORT = runtime.HTTP_PORT
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_DEPLOYMENT = f"{GROUP}/deployment"
@@ -85,6 +87,9 @@ def inference_service(
         {"name": "MLFLOW_TRACKING_URI", "value": settings.tracking_uri},
         {"name": "FERRY_COLOR", "value": color.value},
         {"name": "FERRY_MODEL_VERSION", "value": version},
+        # Both colours answer to the ModelDeployment's name, so switching colours never
+        # changes the URL clients and the gateway use.
+        {"name": runtime.SERVED_NAME_ENV, "value": owner.name},
     ]
     model: dict[str, Any] = {
         "modelFormat": {"name": "mlflow"},
@@ -150,30 +155,9 @@ def selected_color(svc: dict[str, Any] | None) -> Color | None:
     return Color(value) if value in (Color.blue.value, Color.green.value) else None
 
 
-DEFAULT_PREDICTOR_IMAGE = "ghcr.io/ferry-dev/ferry-predictor:0.1.0"
+DEFAULT_PREDICTOR_IMAGE = runtime.DEFAULT_IMAGE
 
 
-def serving_runtime(image: str = DEFAULT_PREDICTOR_IMAGE, name: str = "ferry-mlflow") -> dict[str, Any]:
+def serving_runtime(image: str = DEFAULT_PREDICTOR_IMAGE, name: str = runtime.NAME) -> dict[str, Any]:
     """The ClusterServingRuntime every colour's InferenceService runs (shipped in manifests/)."""
-    return {
-        "apiVersion": "serving.kserve.io/v1alpha1",
-        "kind": "ClusterServingRuntime",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "ferry"}},
-        "spec": {
-            "supportedModelFormats": [{"name": "mlflow", "version": "3", "autoSelect": True}],
-            "protocolVersions": ["v1", "v2"],
-            "multiModel": False,
-            "containers": [
-                {
-                    "name": "kserve-container",
-                    "image": image,
-                    "args": ["--model_name={{.Name}}", f"--http_port={PREDICTOR_PORT}"],
-                    "ports": [{"containerPort": PREDICTOR_PORT, "protocol": "TCP"}],
-                    "resources": {
-                        "requests": {"cpu": "100m", "memory": "256Mi"},
-                        "limits": {"cpu": "1", "memory": "1Gi"},
-                    },
-                }
-            ],
-        },
-    }
+    return runtime.cluster_serving_runtime(image, name)

@@ -211,12 +211,24 @@ def render(doc: JSON) -> str:
 
 DEFAULT_OUTPUTS = (Path("manifests/crds"), Path("charts/ferry/crds"))
 RUNTIME_OUTPUT = Path("manifests/runtime/ferry-mlflow.yaml")
+# The chart reads the runtime's spec from this file and sets only the image, so the chart and
+# the plain manifests cannot drift from ferry_common.runtime.
+CHART_RUNTIME_OUTPUT = Path("charts/ferry/files/predictor-runtime-spec.yaml")
+RUNTIME_HEADER = HEADER.replace("ferry_operator.resource", "ferry_common.runtime")
 
 
 def runtime_text() -> str:
-    return HEADER.replace("ferry_operator.resource", "ferry_operator.builders") + yaml.dump(
-        serving_runtime(), Dumper=_NoAliases, sort_keys=False, width=100
+    return RUNTIME_HEADER + yaml.dump(serving_runtime(), Dumper=_NoAliases, sort_keys=False, width=100)
+
+
+def chart_runtime_text() -> str:
+    return RUNTIME_HEADER + yaml.dump(
+        serving_runtime(image="IMAGE-SET-BY-THE-CHART")["spec"], Dumper=_NoAliases, sort_keys=False, width=100
     )
+
+
+def _generated_files() -> dict[Path, str]:
+    return {RUNTIME_OUTPUT: runtime_text(), CHART_RUNTIME_OUTPUT: chart_runtime_text()}
 
 
 def stale(outputs: tuple[Path, ...] = DEFAULT_OUTPUTS, root: Path = Path(".")) -> list[str]:
@@ -231,9 +243,10 @@ def stale(outputs: tuple[Path, ...] = DEFAULT_OUTPUTS, root: Path = Path(".")) -
         for path in sorted((root / out).glob("*.yaml")):
             if path.name not in expected:
                 problems.append(f"{out / path.name} (no longer generated)")
-    runtime = root / RUNTIME_OUTPUT
-    if not runtime.exists() or runtime.read_text() != runtime_text():
-        problems.append(str(RUNTIME_OUTPUT))
+    for rel, text in _generated_files().items():
+        path = root / rel
+        if not path.exists() or path.read_text() != text:
+            problems.append(str(rel))
     return problems
 
 
@@ -245,10 +258,11 @@ def write(outputs: tuple[Path, ...] = DEFAULT_OUTPUTS, root: Path = Path(".")) -
             path = root / out / name
             path.write_text(render(doc))
             written.append(path)
-    runtime = root / RUNTIME_OUTPUT
-    runtime.parent.mkdir(parents=True, exist_ok=True)
-    runtime.write_text(runtime_text())
-    written.append(runtime)
+    for rel, text in _generated_files().items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
     return written
 
 

@@ -27,7 +27,7 @@ class SmokeTarget:
     md_body: dict[str, Any]  # the ModelDeployment as read this pass
     color: Color
     version: str
-    isvc: str  # also the model name the predictor serves (`--model_name={{.Name}}`)
+    isvc: str
     spec: SmokeTest
     input_example: Callable[[], Awaitable[Any | None]]
 
@@ -85,9 +85,11 @@ class HttpSmokeTester:
         ) as client:
             for i, (protocol, body) in enumerate(requests):
                 path = (
-                    f"/v2/models/{target.isvc}/infer"
+                    # The predictor serves the ModelDeployment's name on every colour
+                    # (FERRY_MODEL_NAME, see ferry_common.runtime).
+                    f"/v2/models/{target.md_name}/infer"
                     if protocol == "v2"
-                    else f"/v1/models/{target.isvc}:predict"
+                    else f"/v1/models/{target.md_name}:predict"
                 )
                 started = time.perf_counter()
                 try:

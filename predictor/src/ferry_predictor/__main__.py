@@ -13,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ferry_common.runtime import SERVED_NAME_ENV
+
 from ferry_predictor.config import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, Config
 from ferry_predictor.secrets import redact
 
@@ -36,7 +38,9 @@ def parser() -> argparse.ArgumentParser:
         epilog="Environment: MODEL_URI (required; models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ or any "
         "artifact URI), MLFLOW_TRACKING_URI (registry and artifact proxy), FERRY_COLOR (reported in every "
         "response), FERRY_MODEL_VERSION (reported version; default: resolved from MODEL_URI), "
-        "FERRY_MAX_BODY_BYTES, FERRY_MAX_BATCH_ROWS, FERRY_MODEL_DIR (download directory).",
+        "FERRY_MODEL_NAME (the name clients use; overrides --model_name, so that every colour of a "
+        "ModelDeployment answers to its name), FERRY_MAX_BODY_BYTES, FERRY_MAX_BATCH_ROWS, FERRY_MODEL_DIR "
+        "(download directory).",
     )
     p.add_argument("--model_name", required=True, help="name the model is served under (the URL's NAME)")
     p.add_argument("--http_port", type=int, default=8080, help="HTTP port (default: %(default)s)")
@@ -92,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workdir = Path(os.environ.get("FERRY_MODEL_DIR") or tempfile.mkdtemp(prefix="ferry-model-"))
     config = Config(
-        model_name=args.model_name,
+        # The operator sets the public name, so both colours answer to it (ferry_common.runtime).
+        model_name=os.environ.get(SERVED_NAME_ENV) or args.model_name,
         model_uri=model_uri,
         tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
         color=os.environ.get("FERRY_COLOR", ""),

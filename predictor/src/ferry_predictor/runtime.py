@@ -1,81 +1,8 @@
-"""The ClusterServingRuntime ``ferry-mlflow`` through which KServe starts this predictor.
+"""The predictor's ClusterServingRuntime, defined once in ``ferry_common.runtime``."""
 
-The operator refers to it by name from each InferenceService (``runtime: ferry-mlflow``) and sets
-MODEL_URI, MLFLOW_TRACKING_URI, FERRY_COLOR and FERRY_MODEL_VERSION on the predictor. The chart
-and ``manifests/`` render it from here: ``python -m ferry_predictor.runtime --image IMAGE`` prints
-it as JSON, which ``kubectl apply -f -`` and YAML tooling both read.
-"""
+from ferry_common.runtime import DEFAULT_IMAGE, HTTP_PORT, NAME, cluster_serving_runtime, main
 
-from __future__ import annotations
-
-import argparse
-import json
-import sys
-from typing import Any
-
-NAME = "ferry-mlflow"
-MODEL_FORMAT = "mlflow"
-HTTP_PORT = 8080
-DEFAULT_IMAGE = "ghcr.io/ferry-dev/ferry-predictor:0.1.0"
-
-
-def cluster_serving_runtime(image: str = DEFAULT_IMAGE, name: str = NAME) -> dict[str, Any]:
-    probe = {
-        "httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT},
-        "periodSeconds": 2,
-        "failureThreshold": 3,
-    }
-    return {
-        "apiVersion": "serving.kserve.io/v1alpha1",
-        "kind": "ClusterServingRuntime",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "ferry"}},
-        "spec": {
-            "annotations": {
-                "prometheus.kserve.io/port": str(HTTP_PORT),
-                "prometheus.kserve.io/path": "/metrics",
-            },
-            # Selected explicitly by the operator, so it never displaces KServe's own MLflow runtime.
-            "supportedModelFormats": [{"name": MODEL_FORMAT, "version": "3", "autoSelect": False}],
-            "protocolVersions": ["v1", "v2"],
-            "containers": [
-                {
-                    "name": "kserve-container",
-                    "image": image,
-                    "args": ["--model_name={{.Name}}", f"--http_port={HTTP_PORT}"],
-                    "env": [{"name": "FERRY_MODEL_DIR", "value": "/tmp/ferry-model"}],
-                    "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
-                    "readinessProbe": probe,
-                    "livenessProbe": {
-                        "httpGet": {"path": "/v2/health/live", "port": HTTP_PORT},
-                        "periodSeconds": 10,
-                    },
-                    "resources": {
-                        "requests": {"cpu": "100m", "memory": "256Mi"},
-                        "limits": {"memory": "1Gi"},
-                    },
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "runAsNonRoot": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m ferry_predictor.runtime",
-        description="Print the ferry-mlflow ClusterServingRuntime as JSON.",
-    )
-    p.add_argument("--image", default=DEFAULT_IMAGE, help="predictor image (default: %(default)s)")
-    p.add_argument("--name", default=NAME, help="runtime name (default: %(default)s)")
-    args = p.parse_args(argv)
-    json.dump(cluster_serving_runtime(args.image, args.name), sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
-
+__all__ = ["DEFAULT_IMAGE", "HTTP_PORT", "NAME", "cluster_serving_runtime", "main"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

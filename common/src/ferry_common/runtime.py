@@ -1,0 +1,89 @@
+"""The ClusterServingRuntime ``ferry-mlflow``: the contract between operator and predictor.
+
+It lives here, in the one package both depend on, because it is that contract: the operator
+refers to it by name from each InferenceService (``runtime: ferry-mlflow``) and sets MODEL_URI,
+MLFLOW_TRACKING_URI, FERRY_COLOR, FERRY_MODEL_VERSION and FERRY_MODEL_NAME on the predictor, which
+reads them. ``manifests/runtime`` and the chart are rendered from here;
+``python -m ferry_common.runtime --image IMAGE`` prints it as JSON.
+
+KServe names each colour's model after its InferenceService (``titanic-blue``), but clients and
+the gateway address the ModelDeployment (``titanic``) whichever colour answers; FERRY_MODEL_NAME
+carries that public name, so both colours serve ``/v1/models/titanic:predict`` and a Service
+switch between colours never changes the URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+NAME = "ferry-mlflow"
+MODEL_FORMAT = "mlflow"
+HTTP_PORT = 8080
+DEFAULT_IMAGE = "ghcr.io/ferry-dev/ferry-predictor:0.1.0"
+# The environment variable naming the model as clients address it (see the module docstring).
+SERVED_NAME_ENV = "FERRY_MODEL_NAME"
+
+
+def cluster_serving_runtime(image: str = DEFAULT_IMAGE, name: str = NAME) -> dict[str, Any]:
+    probe = {
+        "httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT},
+        "periodSeconds": 2,
+        "failureThreshold": 3,
+    }
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ClusterServingRuntime",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "ferry"}},
+        "spec": {
+            "annotations": {
+                "prometheus.kserve.io/port": str(HTTP_PORT),
+                "prometheus.kserve.io/path": "/metrics",
+            },
+            # Selected explicitly by the operator, so it never displaces KServe's own MLflow runtime.
+            "supportedModelFormats": [{"name": MODEL_FORMAT, "version": "3", "autoSelect": False}],
+            "protocolVersions": ["v1", "v2"],
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": image,
+                    "args": ["--model_name={{.Name}}", f"--http_port={HTTP_PORT}"],
+                    "env": [{"name": "FERRY_MODEL_DIR", "value": "/tmp/ferry-model"}],
+                    "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
+                    "readinessProbe": probe,
+                    "livenessProbe": {
+                        "httpGet": {"path": "/v2/health/live", "port": HTTP_PORT},
+                        "periodSeconds": 10,
+                    },
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "256Mi"},
+                        "limits": {"memory": "1Gi"},
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "runAsNonRoot": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m ferry_common.runtime",
+        description="Print the ferry-mlflow ClusterServingRuntime as JSON.",
+    )
+    p.add_argument("--image", default=DEFAULT_IMAGE, help="predictor image (default: %(default)s)")
+    p.add_argument("--name", default=NAME, help="runtime name (default: %(default)s)")
+    args = p.parse_args(argv)
+    json.dump(cluster_serving_runtime(args.image, args.name), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
