@@ -180,6 +180,9 @@ def up() -> float:
     if not all(t.built() for t in tools.ALL):
         tools.ensure_tools()
     sd = state_dir()
+    if _NODE == "real":
+        node.preflight()
+        node.claim(sd)  # before any state exists, so a refused start leaves nothing to undo
     sd.mkdir(parents=True, exist_ok=True)
     state = State(
         ports={
@@ -210,7 +213,6 @@ def up() -> float:
         log(f"{name} ready in {phases[name]:.1f}s")
 
     if _NODE == "real":
-        node.preflight()
         node.prepare_host_network()
     # With a real node, pods reach the API server through the kubernetes Service, so it must
     # listen on the node's bridge address rather than loopback.
@@ -567,7 +569,7 @@ def down() -> None:
         # etcd outlives the API server, which otherwise hangs in its graceful shutdown.
         for name, pid in reversed(list(state.pids.items())):
             _terminate(name, pid)
-    if _NODE == "real":
+    if _NODE == "real" and node.owns(state_dir()):
         node.cleanup(state_dir())
     shutil.rmtree(state_dir(), ignore_errors=True)
     kubeconfig_path().unlink(missing_ok=True)

@@ -54,6 +54,37 @@ def preflight() -> None:
         raise SystemExit(f"a real node needs these Debian packages: apt-get install {' '.join(missing)}")
 
 
+OWNER_FILE = Path("/run/ferry-real-node")
+
+
+def claim(sd: Path) -> None:
+    """One real node per machine: the bridge, its addresses and iptables are machine-wide."""
+    try:
+        owner = Path(OWNER_FILE.read_text().strip())
+    except FileNotFoundError:
+        owner = None
+    if owner is not None and owner != sd and (owner / "state.json").exists():
+        raise SystemExit(
+            f"a real-node cluster of another checkout is running ({owner}); stop it there with "
+            "`make cluster-down NODE=real` first"
+        )
+    OWNER_FILE.write_text(str(sd))
+
+
+def owns(sd: Path) -> bool:
+    """Whether the machine-wide node is this state directory's (or nobody's)."""
+    try:
+        return Path(OWNER_FILE.read_text().strip()) == sd
+    except FileNotFoundError:
+        return True
+
+
+def release(sd: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if Path(OWNER_FILE.read_text().strip()) == sd:
+            OWNER_FILE.unlink()
+
+
 def prepare_host_network() -> None:
     """The node's bridge with its address, before the API server binds to that address."""
     if _ip("link", "show", BRIDGE, check=False).returncode != 0:
@@ -395,3 +426,4 @@ def cleanup(sd: Path) -> None:
     _remove_chains(("CNI-", "KUBE-"))
     _ip("route", "del", SERVICE_CIDR, "dev", BRIDGE, check=False)
     _ip("link", "del", BRIDGE, check=False)
+    release(sd)
