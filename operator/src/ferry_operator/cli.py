@@ -108,6 +108,9 @@ class Cluster:
     def __init__(self, kubeconfig: str | None, context: str | None) -> None:
         from kubernetes import client, config
 
+        from ferry_operator.kube import REQUEST_TIMEOUT
+
+        self.timeout = REQUEST_TIMEOUT  # a wedged connection fails the command instead of hanging it
         api = config.new_client_from_config(config_file=kubeconfig, context=context)
         self.custom: Any = client.CustomObjectsApi(api)
         self.core: Any = client.CoreV1Api(api)
@@ -118,7 +121,9 @@ class Cluster:
             self.default_namespace = "default"
 
     def get(self, ns: str, name: str) -> dict[str, Any]:
-        md: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+        md: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, name, _request_timeout=self.timeout
+        )
         return md
 
     def routes(self, ns: str, name: str) -> dict[str, str | None]:
@@ -127,7 +132,10 @@ class Cluster:
         out: dict[str, str | None] = {}
         for svc in service_names(name):
             try:
-                selector = self.core.read_namespaced_service(svc, ns).spec.selector or {}
+                selector = (
+                    self.core.read_namespaced_service(svc, ns, _request_timeout=self.timeout).spec.selector
+                    or {}
+                )
                 value = selector.get(LABEL_COLOR)
                 out[svc] = value if value in ("blue", "green") else None
             except ApiException:
@@ -135,14 +143,22 @@ class Cluster:
         return out
 
     def events(self, ns: str, name: str) -> list[dict[str, Any]]:
-        found = self.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}")
+        found = self.core.list_namespaced_event(
+            ns, field_selector=f"involvedObject.name={name}", _request_timeout=self.timeout
+        )
         items: list[dict[str, Any]] = self.core.api_client.sanitize_for_serialization(found).get("items", [])
         return [e for e in items if (e.get("involvedObject") or {}).get("kind") == "ModelDeployment"]
 
     def command(self, ns: str, name: str, verb: str) -> str:
         value = f"{verb}@{datetime.now(UTC).isoformat(timespec='milliseconds').replace('+00:00', 'Z')}"
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, ns, PLURAL, name, {"metadata": {"annotations": {ANNOTATION_COMMAND: value}}}
+            GROUP,
+            VERSION,
+            ns,
+            PLURAL,
+            name,
+            {"metadata": {"annotations": {ANNOTATION_COMMAND: value}}},
+            _request_timeout=self.timeout,
         )
         return value
 

@@ -16,10 +16,16 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from ferry_operator.resource import GROUP, KIND, PLURAL, VERSION
 
 JSON = dict[str, Any]
+
+# Every API call is bounded: a connection cut without a FIN or RST (an API server restarted or
+# unreachable, the operator's own network moved) would otherwise block its worker thread, and
+# with it that ModelDeployment's reconcile loop, forever. Seconds, for the whole request.
+REQUEST_TIMEOUT = 30.0
 
 
 def contains(live: Any, desired: Any) -> bool:
@@ -43,7 +49,12 @@ def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
 
 
 async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking client call in a thread; its (partial) stubs are not worth fighting here."""
+    """Run a blocking client call in a thread, bounded by ``REQUEST_TIMEOUT``.
+
+    The client's (partial) stubs are not worth fighting here. The timeout is passed per call: the
+    generated API methods take ``_request_timeout`` and the client has no default for it.
+    """
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
@@ -228,7 +239,8 @@ class Kube:
             "lastTimestamp": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "count": 1,
         }
-        with contextlib.suppress(ApiException):  # an event lost is not worth failing a reconcile over
+        # An event lost (refused, or timed out) is not worth failing a reconcile over.
+        with contextlib.suppress(ApiException, HTTPError):
             await _call(self.core.create_namespaced_event, meta["namespace"], event)
 
     async def list_events(self, namespace: str, name: str) -> list[JSON]:
