@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from ferry_operator import builders as b
 from ferry_operator.bluegreen import (
     Decision,
+    Event,
     Observation,
     Policy,
     SmokeResult,
@@ -167,7 +168,8 @@ class Reconciler:
             self.forget(key)
             return None  # ownerReferences let the garbage collector remove what we created
         meta = md["metadata"]
-        old_status: dict[str, Any] = md.get("status") or {}
+        read_status: dict[str, Any] = md.get("status") or {}
+        old_status = read_status
         generation = meta.get("generation")
         now = self.clock()
         try:
@@ -181,33 +183,62 @@ class Reconciler:
 
         outcome = await self.resolve(key, spec, raw_command)
         target = outcome.resolved.version if outcome.resolved else None
+        state = from_status(old_status.get("rollout"), old_status.get("history"))
+        policy = _policy(spec)
 
+        live, predictors, ready = await self._observe(namespace, name)
+        active_replicas = predictors[state.active.color].replicas if state.active else None
+        obs = Observation(now, target, ready, active_replicas, None, parse_command(raw_command))
+        decision = decide(state, policy, obs)
+        if decision.run_smoke is not None:
+            # The smoke test can take a while (a request each, up to its timeout): first show what
+            # is happening (phase Verifying, the preview Service on the preview), then run it and
+            # decide again on a fresh observation, as the next pass would.
+            await self._converge(owner, spec, decision, live)
+            old_status = await self._write_status(md, old_status, outcome, decision, predictors, now)
+            await self._post(md, decision.events)
+            result = await self._smoke(md, spec, decision)
+            now = self.clock()
+            live, predictors, ready = await self._observe(namespace, name)
+            active = decision.state.active
+            active_replicas = predictors[active.color].replicas if active else None
+            obs = Observation(now, target, ready, active_replicas, result)
+            decision = decide(decision.state, policy, obs)
+
+        requeue = await self._converge(owner, spec, decision, live)
+        await self._write_status(md, old_status, outcome, decision, predictors, now)
+        await self._post(md, decision.events)
+        for reason, message in _registry_events(read_status, outcome):
+            await self.kube.post_event(md, "Warning" if reason != "Resolved" else "Normal", reason, message)
+        return self._next_look(key, decision, requeue, now)
+
+    async def _observe(
+        self, namespace: str, name: str
+    ) -> tuple[dict[Color, dict[str, Any] | None], dict[Color, PredictorState], dict[Color, str]]:
+        """Both colours' InferenceServices, their readiness and replicas, and which are Ready."""
         live = {c: await self.kube.get_isvc(namespace, b.isvc_name(name, c)) for c in Color}
         predictors: dict[Color, PredictorState] = {}
         for c in Color:
             replicas = await self.kube.ready_replicas(namespace, b.isvc_name(name, c)) if live[c] else None
             predictors[c] = predictor_state(live[c], replicas)
         ready = {c: p.version for c, p in predictors.items() if p.ready and p.version}
-        state = from_status(old_status.get("rollout"), old_status.get("history"))
-        active_replicas = predictors[state.active.color].replicas if state.active else None
-        policy = _policy(spec)
-        obs = Observation(now, target, ready, active_replicas, None, parse_command(raw_command))
-        decision = decide(state, policy, obs)
-        events = list(decision.events)
-        if decision.run_smoke is not None:
-            result = await self._smoke(md, spec, outcome.resolved, decision)
-            decision = decide(
-                decision.state, policy, Observation(now, target, ready, active_replicas, result)
-            )
-            events += decision.events
-            decision = Decision(**{**decision.__dict__, "events": tuple(events)})
+        return live, predictors, ready
 
-        requeue = await self._converge(owner, spec, decision, live)
-
-        status = _clean(
+    async def _write_status(
+        self,
+        md: dict[str, Any],
+        old_status: dict[str, Any],
+        outcome: RegistryOutcome,
+        decision: Decision,
+        predictors: dict[Color, PredictorState],
+        now: float,
+    ) -> dict[str, Any]:
+        """Patch status to what ``decision`` says (nothing when unchanged); returns the new status."""
+        meta = md["metadata"]
+        status: dict[str, Any] = _clean(
             compute_status(
-                md_name=name,
-                generation=generation,
+                md_name=meta["name"],
+                generation=meta.get("generation"),
                 old_status=old_status,
                 registry=outcome,
                 decision=decision,
@@ -216,17 +247,15 @@ class Reconciler:
             )
         )
         if status != _clean(old_status):
-            await self.kube.patch_md_status(namespace, name, merge_patch(old_status, status))
+            await self.kube.patch_md_status(meta["namespace"], meta["name"], merge_patch(old_status, status))
+        return status
+
+    async def _post(self, md: dict[str, Any], events: tuple[Event, ...]) -> None:
         for e in events:
             TRANSITIONS.labels(e.reason).inc()
             await self.kube.post_event(md, e.type, e.reason, e.message)
-        for reason, message in _registry_events(old_status, outcome):
-            await self.kube.post_event(md, "Warning" if reason != "Resolved" else "Normal", reason, message)
-        return self._next_look(key, decision, requeue, now)
 
-    async def _smoke(
-        self, md: dict[str, Any], spec: ModelDeploymentSpec, resolved: ResolvedVersion | None, d: Decision
-    ) -> SmokeResult:
+    async def _smoke(self, md: dict[str, Any], spec: ModelDeploymentSpec, d: Decision) -> SmokeResult:
         color = d.run_smoke
         assert color is not None and d.state.preview is not None
         version = d.state.preview.version

@@ -1,0 +1,241 @@
+"""The reconcile shell against an in-memory API: what status says while a smoke test runs, and
+that every Kubernetes call gives up instead of hanging when the API server stops answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ferry_operator import kube as kube_module
+from ferry_operator.builders import LABEL_COLOR, PredictorSettings
+from ferry_operator.config import OperatorConfig
+from ferry_operator.kube import Kube
+from ferry_operator.reconcile import Reconciler, merge_patch
+from ferry_operator.registry import RegistryConfig, ResolvedVersion
+from ferry_operator.resource import ModelRef
+from ferry_operator.smoketest import SmokeOutcome, SmokeTarget
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+NS, NAME = "ml", "titanic"
+
+
+def _apply_merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict) and isinstance(target.get(k), dict):
+            _apply_merge(target[k], v)
+        else:
+            target[k] = copy.deepcopy(v)
+    return target
+
+
+class FakeKube:
+    """Just enough of ``Kube``: a ModelDeployment, InferenceServices KServe marks Ready at once."""
+
+    def __init__(self, md: dict[str, Any]) -> None:
+        self.md = md
+        self.isvcs: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}
+        self.events: list[str] = []
+
+    async def get_md(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.md)
+
+    async def patch_md_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        _apply_merge(self.md.setdefault("status", {}), status)
+
+    async def get_isvc(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.isvcs.get(name))
+
+    async def apply_isvc(self, desired: dict[str, Any], live: dict[str, Any] | None) -> str:
+        obj = copy.deepcopy(desired)
+        obj["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+        self.isvcs[desired["metadata"]["name"]] = obj
+        return "created"
+
+    async def delete_isvc(self, namespace: str, name: str) -> None:
+        self.isvcs.pop(name, None)
+
+    async def ready_replicas(self, namespace: str, isvc: str) -> int | None:
+        return 1 if isvc in self.isvcs else None
+
+    async def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.services.get(name))
+
+    async def apply_service(self, desired: dict[str, Any], live: dict[str, Any] | None) -> str:
+        self.services[desired["metadata"]["name"]] = copy.deepcopy(desired)
+        return "patched"
+
+    async def post_event(self, md: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        self.events.append(reason)
+
+    def routes(self) -> tuple[str | None, str | None]:
+        return tuple(  # type: ignore[return-value]
+            (self.services.get(n) or {}).get("spec", {}).get("selector", {}).get(LABEL_COLOR)
+            for n in (NAME, f"{NAME}-preview")
+        )
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.version = "1"
+
+    async def resolve(self, model: ModelRef) -> ResolvedVersion:
+        return ResolvedVersion(model.name, self.version, "run", "source", "READY")
+
+    async def input_example(self, resolved: ResolvedVersion) -> Any:
+        return None
+
+
+class RecordingTester:
+    """Passes; records what a user would have seen in status and Services while it ran."""
+
+    def __init__(self, kube: FakeKube) -> None:
+        self.kube = kube
+        self.seen: list[tuple[str, dict[str, Any], tuple[str | None, str | None]]] = []
+
+    async def run(self, target: SmokeTarget) -> SmokeOutcome:
+        status = self.kube.md.get("status") or {}
+        conditions = {c["type"]: c for c in status.get("conditions", [])}
+        self.seen.append((status.get("phase", ""), conditions, self.kube.routes()))
+        return SmokeOutcome(True, "ok")
+
+
+@pytest.fixture
+def world() -> tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester]:
+    md = {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": NAME, "namespace": NS, "uid": "u1", "generation": 1, "annotations": {}},
+        "spec": {"model": {"name": "titanic-survival", "alias": "champion"}},
+    }
+    kube, registry = FakeKube(md), FakeRegistry()
+    tester = RecordingTester(kube)
+    config = OperatorConfig(RegistryConfig("http://mlflow"), PredictorSettings("http://mlflow"))
+    # A clock that jumps past the registry poll interval at every look: each pass asks the registry.
+    ticks = itertools.count(step=config.poll_seconds + 1)
+    reconciler = Reconciler(kube, registry, tester, config, monotonic=lambda: float(next(ticks)))  # type: ignore[arg-type]
+    return reconciler, kube, registry, tester
+
+
+async def test_status_says_verifying_while_the_smoke_test_runs(
+    world: tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester],
+) -> None:
+    reconciler, kube, registry, tester = world
+    for _ in range(3):  # create blue; it is Ready: verify and promote
+        await reconciler.reconcile(NS, NAME)
+    assert kube.md["status"]["phase"] == "Stable" and kube.routes() == ("blue", "blue")
+    assert len(tester.seen) == 1
+
+    registry.version = "2"
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    phase, conditions, routes = tester.seen[-1]
+    assert phase == "Verifying"
+    rollout = conditions["RolloutInProgress"]
+    assert rollout["status"] == "True" and rollout["reason"] == "Verifying"
+    assert "smoke-testing version 2 (green)" in rollout["message"]
+    assert routes == ("blue", "green")  # the preview is reachable, traffic still on blue
+    assert kube.md["status"]["phase"] == "Stable" and kube.md["status"]["active"]["color"] == "green"
+    assert kube.routes() == ("green", "green")
+    assert kube.events.count("Promoted") == 2 and kube.events.count("SmokeTestPassed") == 2
+
+
+def test_merge_patch_applied_by_the_fake_matches_the_target() -> None:
+    old = {"a": {"b": 1, "c": 2}, "d": 3}
+    new = {"a": {"b": 1}, "e": 4}
+    assert _apply_merge(copy.deepcopy(old), merge_patch(old, new)) == new
+
+
+# ---- bounded API calls ----
+
+
+class SilentServer:
+    """Accepts connections, never answers: an API connection cut or wedged somewhere on the way."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        self.stop = threading.Event()
+
+    def hang_up(self) -> None:
+        """Stop listening, close what was accepted: a waiting client gets EOF, its retries a refusal."""
+        self.stop.set()
+        self.listener.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def silent_api_server() -> Iterator[SilentServer]:
+    server = SilentServer()
+    listener, accepted, stop = server.listener, server.accepted, server.stop
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            accepted.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server
+    server.hang_up()
+    thread.join(5)
+
+
+MD = {"metadata": {"name": NAME, "namespace": NS, "uid": "u1"}}
+ISVC = {"metadata": {"name": "titanic-green", "namespace": NS, "labels": {}, "annotations": {}}, "spec": {}}
+SVC = {"metadata": {"name": NAME, "namespace": NS, "labels": {}}, "spec": {"selector": {}, "ports": []}}
+CALLS: dict[str, Any] = {
+    "get_md": lambda k: k.get_md(NS, NAME),
+    "patch_md_status": lambda k: k.patch_md_status(NS, NAME, {"phase": "Stable"}),
+    "patch_md_annotations": lambda k: k.patch_md_annotations(NS, NAME, {"a": "b"}),
+    "get_isvc": lambda k: k.get_isvc(NS, "titanic-green"),
+    "create_isvc": lambda k: k.apply_isvc(ISVC, None),
+    "patch_isvc": lambda k: k.apply_isvc(ISVC, {"metadata": {}, "spec": {"x": 1}}),
+    "delete_isvc": lambda k: k.delete_isvc(NS, "titanic-green"),
+    "ready_replicas": lambda k: k.ready_replicas(NS, "titanic-green"),
+    "get_service": lambda k: k.get_service(NS, NAME),
+    "create_service": lambda k: k.apply_service(SVC, None),
+    "patch_service": lambda k: k.apply_service(SVC, {"metadata": {}, "spec": {}}),
+    "post_event": lambda k: k.post_event(MD, "Normal", "Promoted", "m"),
+    "list_events": lambda k: k.list_events(NS, NAME),
+}
+
+
+@pytest.mark.parametrize("call", list(CALLS))
+async def test_every_api_call_gives_up_when_the_server_never_answers(
+    call: str, silent_api_server: SilentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kube_module, "REQUEST_TIMEOUT", 0.3)
+    kube = Kube(k8s.ApiClient(k8s.Configuration(host=silent_api_server.url)))
+    started = time.monotonic()
+    try:
+        # 0.3 s a try, urllib3 retries idempotent requests 3 times: well inside 10 s when bounded.
+        await asyncio.wait_for(CALLS[call](kube), timeout=10)
+    except TimeoutError:
+        silent_api_server.hang_up()  # else the blocked thread holds up the event loop's shutdown
+        pytest.fail(f"{call} still waiting for the API server after 10 s")
+    except (ApiException, HTTPError):  # a timeout, after urllib3's retries: bounded and visible
+        pass
+    else:
+        assert call == "post_event", f"{call} returned without an answer from the server"
+    assert time.monotonic() - started < 10
