@@ -37,6 +37,7 @@ class World:
     state: State = field(default_factory=State)
     now: float = T0
     target: str | None = "1"
+    active_replicas: int | None = 2  # what the HPA has the active colour at now
     deployed: dict[Color, str] = field(default_factory=dict)
     ready: dict[Color, str] = field(default_factory=dict)
     smoke_due: tuple[Color, str] | None = None
@@ -55,7 +56,7 @@ class World:
         if verb is not None:
             self.commands += 1
             command = Command(f"{verb.value}@{self.commands}", verb)
-        obs = Observation(self.now, self.target, dict(self.ready), 2, result, command)
+        obs = Observation(self.now, self.target, dict(self.ready), self.active_replicas, result, command)
         before = self.state
         d = decide(before, self.policy, obs)
         check_invariants(self, before, obs, d)
@@ -119,6 +120,22 @@ def check_invariants(w: World, before: State, obs: Observation, d: Decision) -> 
             )
     if obs.smoke is not None and obs.smoke.passed:
         w.verified.add((obs.smoke.color, obs.smoke.version))
+    # Replica floors: a rollout starts the preview at the active colour's replicas (within
+    # [min, max]: the HPA minimum raised for the rollout); every other colour, including the
+    # preview once promoted, runs at spec's minimum (the floor restored).
+    p = w.policy
+    for e in d.events:
+        if e.reason == "RolloutStarted":
+            floor = p.min_replicas
+            if before.active is not None and obs.active_replicas is not None:
+                floor = max(floor, obs.active_replicas)
+            assert e.message.endswith(f"(min replicas {min(floor, p.max_replicas)})"), (e, obs)
+    for color, plan in d.colours.items():
+        if plan.role == "preview":
+            assert s.preview is not None and plan.min_replicas == s.preview.min_replicas
+            assert p.min_replicas <= plan.min_replicas <= max(p.min_replicas, p.max_replicas)
+        else:
+            assert plan.min_replicas == p.min_replicas, (color, plan)
     # The preview route, too, only reaches a Ready colour.
     if d.preview_route is not None:
         assert d.preview_route in obs.ready
@@ -180,6 +197,23 @@ def test_auto_promote_switches_only_after_ready_and_verified() -> None:
     w.now += 301
     d = w.step()
     assert set(d.colours) == {GREEN} and any(e.reason == "ScaledDown" for e in d.events)
+
+
+def test_preview_starts_at_the_active_colours_replicas_and_the_floor_is_restored() -> None:
+    w = live(Policy(min_replicas=1, max_replicas=4))
+    w.active_replicas = 3  # the HPA scaled blue up
+    w.target = "2"
+    d = w.step()
+    assert d.colours[GREEN].min_replicas == 3 and d.colours[BLUE].min_replicas == 1
+    w.make_ready(GREEN)
+    w.active_replicas = 1  # blue scales down meanwhile: the rollout's floor stays
+    w.restart()  # ...and survives a restart (it lives in status)
+    d = w.step()
+    assert d.phase is Phase.Verifying and d.colours[GREEN].min_replicas == 3
+    d = w.step(smoke=True)
+    assert d.serving is GREEN and d.colours[GREEN].min_replicas == 1  # restored once promoted
+    w.active_replicas, w.target = 9, "3"  # beyond max: the floor is capped at max
+    assert w.step().colours[BLUE].min_replicas == 4
 
 
 def test_manual_promotion_waits_for_the_command() -> None:
@@ -332,6 +366,7 @@ ACTIONS = st.one_of(
     st.tuples(st.just("command"), st.sampled_from(list(Verb))),
     st.tuples(st.just("tick"), st.integers(1, 400)),
     st.tuples(st.just("restart"), st.none()),
+    st.tuples(st.just("replicas"), st.none() | st.integers(0, 6)),
 )
 POLICIES = st.builds(
     Policy,
@@ -362,6 +397,8 @@ def test_invariants_hold_over_random_event_sequences(
             w.now += arg  # type: ignore[operator]
         elif kind == "restart":
             w.restart()
+        elif kind == "replicas":
+            w.active_replicas = arg  # type: ignore[assignment]
         w.step(
             smoke=arg if kind == "smoke" else None,  # type: ignore[arg-type]
             verb=arg if kind == "command" else None,  # type: ignore[arg-type]
