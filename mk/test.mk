@@ -1,7 +1,7 @@
 # Lint, types and every test suite.
 
 PY_SOURCES := common operator predictor gateway tests conftest.py $(wildcard mlflow) $(wildcard charts/ferrycharts)
-MYPY_TARGETS := $(wildcard common/src operator/src predictor/src gateway/src mlflow charts/ferrycharts tests/chart) tests/e2e/localcluster tests/e2e/fixtures
+MYPY_TARGETS := $(wildcard common/src operator/src predictor/src gateway/src mlflow charts/ferrycharts tests/chart) tests/e2e/localcluster tests/e2e/fixtures tests/load
 
 .PHONY: test lint fmt unit
 
