@@ -41,6 +41,7 @@ from typing import Any
 
 from locust import FastHttpUser, between, constant, events, task
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
 PROTOCOLS = ("v1", "v2", "both")
 
@@ -302,7 +303,10 @@ def _report(environment: Environment, **_: Any) -> None:
         flush=True,
     )
     if SETTINGS.summary_path:
-        with open(SETTINGS.summary_path, "w") as out:
+        path = SETTINGS.summary_path
+        if isinstance(environment.runner, WorkerRunner):  # one file per worker process
+            path = f"{path}.worker{environment.runner.worker_index}"
+        with open(path, "w") as out:
             json.dump(doc, out, indent=2)
 
 
