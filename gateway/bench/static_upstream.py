@@ -30,6 +30,7 @@ class Options:
     serial: float = 0.0
     name: str = "upstream"
     pending: int = 0
+    connections: int = 0  # open client connections (tests watch pooled connections close)
 
 
 class _Protocol(asyncio.Protocol):
@@ -47,6 +48,10 @@ class _Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transport is no asyncio.Transport
+        self.opts.connections += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.opts.connections -= 1
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -7,10 +7,10 @@ import asyncio
 import sys
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from localcluster.procs import free_port, port_open, wait_for
@@ -31,6 +31,7 @@ from ferry_gateway.tiers import LimitsConfig
 from ferry_gateway.upstream import UpstreamPool
 from static_upstream import Options, serve
 
+T = TypeVar("T")
 PEPPER = b"test-pepper"
 ISSUER = "https://issuer.test"
 AUDIENCE = "ferry-test"
@@ -68,8 +69,22 @@ class Upstream:
     def __init__(self, mode: str = "echo", name: str = "active", delay: float = 0.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.opts = Options(mode=mode, delay=delay, name=name)
         self._loop = LoopThread()
-        self._server = self._loop.run(serve(self.port, Options(mode=mode, delay=delay, name=name)))
+        self._server = self._loop.run(serve(self.port, self.opts))
+
+    @property
+    def connections(self) -> int:
+        """Client connections open right now (the gateway's pooled ones included)."""
+        return int(self.opts.connections)
+
+    def stop_listening(self) -> None:
+        """Like pods going away: new connections are refused (open ones are left alone)."""
+
+        async def close() -> None:
+            self._server.close()
+
+        self._loop.run(close())
 
     def close(self) -> None:
         self._server.close()
@@ -81,6 +96,12 @@ class GatewayServer:
 
     def __init__(self, app: Gateway) -> None:
         self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+        async def remember_loop() -> None:
+            self.loop = asyncio.get_running_loop()
+
+        app.on_startup.append(remember_loop)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -96,6 +117,15 @@ class GatewayServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         wait_for(f"gateway on :{self.port}", lambda: self.server.started and port_open(self.port), timeout=20)
+
+    def on_loop(self, fn: Callable[[], T]) -> T:
+        """Run fn on the gateway's event loop (as the cluster watch does) and return its result."""
+        assert self.loop is not None
+
+        async def call() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(timeout=10)
 
     def close(self) -> None:
         self.server.should_exit = True

@@ -24,7 +24,7 @@ IRIS = {
     "status": {
         "phase": "Verifying",
         "active": {"color": "green", "modelVersion": "1", "ready": True, "inferenceService": "iris-green"},
-        "preview": {"color": "blue", "modelVersion": "2", "ready": False, "inferenceService": "iris-blue"},
+        "preview": {"color": "blue", "modelVersion": "2", "ready": True, "inferenceService": "iris-blue"},
     },
 }
 
@@ -38,7 +38,8 @@ def test_entries_from_status() -> None:
         "color": "blue",
         "ready": True,
     }
-    assert got["iris"].describe(True)["preview"] == {"version": "2", "ready": False}
+    assert got["iris"].describe(True)["preview"] == {"version": "2", "ready": True}
+    assert (got["iris"].color, got["iris"].preview_color) == ("green", "blue")
     assert got["new"].phase == "Pending" and got["new"].version is None
 
 

@@ -30,7 +30,7 @@ from ferry_gateway.logs import access_log, audit
 from ferry_gateway.openapi import docs_page, spec
 from ferry_gateway.ratelimit import Decision, Outcome, RateLimiter
 from ferry_gateway.ratelimit_headers import rate_limit_headers
-from ferry_gateway.routing import Upstreams, match_predict, valid_model_name
+from ferry_gateway.routing import Refusal, Route, Upstreams, match_predict, valid_model_name
 from ferry_gateway.upstream import FORWARD_REQUEST_HEADERS, UpstreamPool
 
 log = logging.getLogger("ferry_gateway.app")
@@ -105,6 +105,9 @@ class Gateway:
         self.on_shutdown = on_shutdown or []
         self.consumers_ready = consumers_ready
         self.catalog = catalog
+        self._routes: dict[tuple[str, bool], str] = {}
+        if catalog is not None:
+            catalog.listeners.append(self._catalog_changed)
         self._consumer_labels: set[str] = set()
         self._openapi = _json(spec())
         self._docs = docs_page(spec()).encode()
@@ -162,6 +165,31 @@ class Gateway:
             self._consumer_labels.add(consumer)
             return consumer
         return "other"
+
+    def _catalog_changed(self) -> None:
+        """ModelDeployment status moved: say where each model now goes, and close the idle
+        connections to colours no longer routed to before their pods are removed."""
+        assert self.catalog is not None
+        models = self.catalog.models
+        routes: dict[tuple[str, bool], str] = {}
+        for name in models:
+            for preview in (False, True):
+                r = self.upstreams.route(name, preview, models)
+                if isinstance(r, Route):
+                    routes[(name, preview)] = r.url
+                    if self._routes.get((name, preview)) != r.url:
+                        entry = models[name]
+                        log.info(
+                            "model %s: %s traffic (version %s) now goes to %s",
+                            name,
+                            "preview" if preview else "active",
+                            entry.preview_version if preview else entry.version,
+                            r.url,
+                        )
+        self._routes = routes
+        closed = self.pool.route_only(self.upstreams.routed(models))
+        if closed:
+            log.info("closed %d idle connections to predictors no longer routed to", closed)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -274,29 +302,15 @@ class Gateway:
             raise self._forbid(
                 "model_not_allowed", f"consumer {principal.consumer} may not use model {model}", "name"
             )
-        if self.catalog is not None and self.catalog.synced:
-            entry = self.catalog.models.get(model)
-            if entry is None or (preview and entry.preview_version is None):
-                what = "a preview colour of this model" if entry is not None else "this model"
-                raise FerryError(
-                    ErrorCode.MODEL_NOT_FOUND,
-                    f"no ModelDeployment provides {what}",
-                    [FieldError("name", f"unknown model {model!r}")],
-                )
-            if not preview and entry.version is None:
-                raise FerryError(
-                    ErrorCode.MODEL_NOT_READY,
-                    f"model {model} has no active version yet (phase {entry.phase})",
-                    headers={"retry-after": "5"},
-                )
-        base = self.upstreams.resolve(model, preview)
-        if base is None:
-            what = "a preview colour" if preview and self.upstreams.resolve(model, False) else "this model"
+        models = self.catalog.models if self.catalog is not None and self.catalog.synced else None
+        route = self.upstreams.route(model, preview, models)
+        if isinstance(route, Refusal):
+            if route.not_ready:
+                raise FerryError(ErrorCode.MODEL_NOT_READY, route.message, headers={"retry-after": "5"})
             raise FerryError(
-                ErrorCode.MODEL_NOT_FOUND,
-                f"this gateway does not serve {what}",
-                [FieldError("name", f"unknown model {model!r}")],
+                ErrorCode.MODEL_NOT_FOUND, route.message, [FieldError("name", f"unknown model {model!r}")]
             )
+        base = route.url
         ctx.model = model
         declared = headers.get(b"content-length")
         if declared is not None:

@@ -1,13 +1,13 @@
 """What models a gateway in a cluster serves: ModelDeployments and their status (pure core).
 
 Fed by a watch on ModelDeployments in the model namespace; answers GET /v1/models with version,
-colour and phase, and lets the router say 404 for a model that does not exist instead of
-trying a Service that is not there.
+colour and phase, lets the router say 404 for a model that does not exist instead of
+trying a Service that is not there, and tells it which colour serves (routing.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ class ModelEntry:
     ready: bool
     preview_version: str | None = None
     preview_ready: bool = False
+    preview_color: str | None = None
 
     def describe(self, with_preview: bool) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -56,6 +57,7 @@ def entries(objs: Iterable[Mapping[str, Any]]) -> dict[str, ModelEntry]:
             ready=bool(active.get("ready")),
             preview_version=preview.get("modelVersion"),
             preview_ready=bool(preview.get("ready")),
+            preview_color=preview.get("color"),
         )
     return out
 
@@ -64,7 +66,10 @@ class ModelCatalog:
     def __init__(self) -> None:
         self.models: dict[str, ModelEntry] = {}
         self.synced = False
+        self.listeners: list[Callable[[], None]] = []  # called after every change, on the event loop
 
     def update(self, objs: Mapping[str, Mapping[str, Any]]) -> None:
         self.models = entries(objs.values())
         self.synced = True
+        for listener in self.listeners:
+            listener()

@@ -120,6 +120,21 @@ class HttpClient:
         self.max_idle = max_idle_per_origin
         self._idle: dict[Origin, list[_Connection]] = {}
         self._ssl = ssl.create_default_context()
+        self._only: frozenset[Origin] | None = None  # None: every origin may keep idle connections
+
+    def keep_only(self, origins: frozenset[Origin]) -> int:
+        """Close the idle connections to every other origin now, and those in use when their
+        request ends (the request itself completes). Returns how many were closed now."""
+        self._only = origins
+        closed = 0
+        for origin in [o for o in self._idle if o not in origins]:
+            for conn in self._idle.pop(origin):
+                conn.close()
+                closed += 1
+        return closed
+
+    def idle(self, origin: Origin) -> int:
+        return sum(1 for c in self._idle.get(origin, ()) if not c.closed)
 
     async def _connect(self, origin: Origin, limit: float) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -176,7 +191,9 @@ class HttpClient:
                 raise
             finally:
                 timer.cancel()
-            if not conn.closed:
+            if self._only is not None and origin not in self._only:
+                conn.close()  # not routed to any more: its backend may go away at any moment
+            elif not conn.closed:
                 pool = self._idle.setdefault(origin, [])
                 if len(pool) < self.max_idle:
                     pool.append(conn)

@@ -77,6 +77,23 @@ class UpstreamPool:
     async def close(self) -> None:
         self._client.close()
 
+    def route_only(self, bases: set[str]) -> int:
+        """Only these upstreams are routed to now (in a cluster, after every catalog change).
+
+        Idle keep-alive connections to any other are closed at once and busy ones when their
+        request ends, so no connection outlives the colour it reached (its pods are removed after
+        the operator's delay) and none is reused if that host is routed to again later.
+        Returns how many idle connections were closed."""
+        keep = {b: self._origin(b)[0] for b in bases}
+        for gone in [b for b in self._origins if b not in keep]:
+            del self._origins[gone]
+            if self._breakers.pop(gone, None) is not None:
+                metrics.CIRCUIT_OPEN.remove(gone)  # a colour's series ends with the colour
+        return self._client.keep_only(frozenset(keep.values()))
+
+    def idle_connections(self, base: str) -> int:
+        return self._client.idle(Origin.parse(base))
+
     def breaker(self, base: str) -> CircuitBreaker:
         b = self._breakers.get(base)
         if b is None:
