@@ -1,6 +1,6 @@
 # The local Kubernetes control plane (tests/e2e/localcluster).
 
-.PHONY: deps tools cluster-up cluster-down cluster-status cluster-bin
+.PHONY: deps tools cluster-up cluster-down cluster-status cluster-bin local-images
 
 deps: ## install the system packages and uv that a fresh machine lacks, then the Python workspace
 	@bash .ci/deps.sh
@@ -21,3 +21,6 @@ cluster-status: ## say whether the local cluster (NODE=kwok|real) is up
 
 cluster-bin: ## print the PATH entries of the built binaries (kubectl, helm, ...)
 	@$(LOCALCLUSTER) bin
+
+local-images: tools ## build Ferry's images (operator, gateway, predictor, mlflow, redis) with buildah, cached; import them into the real node if it is up
+	@$(LOCALCLUSTER) --node real images

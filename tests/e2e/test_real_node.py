@@ -1,7 +1,9 @@
-"""The real node: containers run, Services route, DNS resolves, and the HPA sees real CPU."""
+"""The real node: containers run, Services route, DNS resolves, the HPA sees real CPU, and Ferry's own
+images (built locally with buildah) run there."""
 
 from __future__ import annotations
 
+import contextlib
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -174,3 +176,138 @@ def test_hpa_reads_real_cpu_from_metrics_server(api: client.ApiClient, namespace
     web_pods = [p for p in usage["items"] if p["metadata"]["name"].startswith("web-")]
     assert len(web_pods) >= 2
     assert all(c["usage"]["cpu"] for p in web_pods for c in p["containers"])
+
+
+# Each Ferry image runs its own entrypoint under the chart's pod security settings.
+ENTRYPOINT_HELP = {
+    images.OPERATOR.ref: "usage: ferry-operator",
+    images.GATEWAY.ref: "usage: ferry-gateway",
+    images.PREDICTOR.ref: "usage: ferry-predictor",
+    images.MLFLOW.ref: "Usage: mlflow",
+}
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _container(name: str, image: str, **extra: Any) -> dict[str, Any]:
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "data", "mountPath": "/data"}]
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "Never",
+        "securityContext": RESTRICTED,
+        "volumeMounts": mounts,
+        **extra,
+    }
+
+
+def _pod_spec(uid: int, *containers: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": uid,
+            "runAsGroup": uid,
+            "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": list(containers),
+        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "data", "emptyDir": {}}],
+    }
+
+
+def _why_not_running(core: client.CoreV1Api, namespace: str, selector: str) -> str:
+    """What a user would look at in `kubectl describe`: waiting reasons and the logs."""
+    out = []
+    for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+        for cs in pod.status.container_statuses or []:
+            where = f"{pod.metadata.name}/{cs.name}"
+            if cs.state.waiting:
+                out.append(f"{where}: {cs.state.waiting.reason}: {cs.state.waiting.message}")
+            with contextlib.suppress(client.ApiException):
+                log = core.read_namespaced_pod_log(
+                    pod.metadata.name, namespace, container=cs.name, tail_lines=20
+                )
+                out.append(f"{where} log:\n{log}")
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def ferry_images(real_kubeconfig: str) -> None:
+    """Ferry's images built (cached after the first run) and imported into the node's containerd."""
+    images.import_ferry_images()
+
+
+def test_ferry_images_run_on_the_node(api: client.ApiClient, namespace: str, ferry_images: None) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    jobs = {}
+    for i, ref in enumerate(ENTRYPOINT_HELP):
+        name = f"help-{i}-{ref.rsplit('/', 1)[1].split(':')[0]}"
+        jobs[name] = ref
+        spec = _pod_spec(
+            65532,
+            _container("main", ref, args=["--help"]),
+            # kopf and MLflow ask getpass for the user's name; the uid must have one.
+            _container("user", ref, command=["python3", "-c", "import getpass; print(getpass.getuser())"]),
+        )
+        batch.create_namespaced_job(
+            namespace,
+            {
+                "metadata": {"name": name},
+                "spec": {"backoffLimit": 0, "template": {"spec": {**spec, "restartPolicy": "Never"}}},
+            },
+        )
+    # The chart's Redis: its args, its uid, read-only root, ready when `redis-cli ping` answers.
+    redis = _pod_spec(
+        999,
+        _container(
+            "main",
+            images.REDIS.ref,
+            args=["--save", "", "--appendonly", "no", "--protected-mode", "no"],
+            readinessProbe={"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 1},
+        ),
+    )
+    core.create_namespaced_pod(
+        namespace, {"metadata": {"name": "redis", "labels": {"app": "redis"}}, "spec": redis}
+    )
+
+    pending, failed = set(jobs), set()
+
+    def all_finished() -> bool:  # wait_for retries on exceptions, so a failure ends the wait instead
+        for name in list(pending):
+            st = batch.read_namespaced_job_status(name, namespace).status
+            if st.failed or st.succeeded:
+                pending.discard(name)
+                if st.failed:
+                    failed.add(name)
+        return not pending
+
+    try:
+        wait_for("every Ferry image's entrypoint --help finishing on the real node", all_finished, 180, 0.5)
+    except TimeoutError as exc:
+        why = "\n".join(_why_not_running(core, namespace, f"job-name={n}") for n in pending)
+        raise AssertionError(f"{exc}\n{why}") from None
+    assert not failed, "\n".join(
+        f"{jobs[n]} failed on the node:\n{_why_not_running(core, namespace, f'job-name={n}')}" for n in failed
+    )
+    for name, ref in jobs.items():
+        pod = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items[0]
+        assert pod.spec.node_name == "ferry-node-0"
+        assert ENTRYPOINT_HELP[ref] in core.read_namespaced_pod_log(
+            pod.metadata.name, namespace, container="main"
+        )
+        assert (
+            core.read_namespaced_pod_log(pod.metadata.name, namespace, container="user").strip() == "nonroot"
+        )
+
+    def redis_ready() -> bool:
+        pod = core.read_namespaced_pod("redis", namespace)
+        return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+    try:
+        wait_for("the Redis pod answering redis-cli ping", redis_ready, 60, 0.5)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{_why_not_running(core, namespace, 'app=redis')}") from None
+    assert "Ready to accept connections" in core.read_namespaced_pod_log("redis", namespace)

@@ -19,7 +19,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("down", help="stop every process the cluster started and remove its state")
     sub.add_parser("status", help="exit 0 when the cluster is up, 1 otherwise")
     sub.add_parser("bin", help="print the directories holding the built binaries (for PATH)")
-    sub.add_parser("images", help="build the pause and base images for a real node (cached)")
+    p_images = sub.add_parser(
+        "images",
+        help="build the pause, base and Ferry images (cached) and, with --node real, import them "
+        "into the real node when it is up",
+    )
+    p_images.add_argument("--force", action="store_true", help="rebuild Ferry's images even when cached")
     parser.add_argument(
         "--node",
         choices=cluster.NODE_KINDS,
@@ -40,6 +45,17 @@ def main(argv: list[str] | None = None) -> None:
         print("up" if up else "down")
         sys.exit(0 if up else 1)
     elif args.cmd == "images":
-        images.ensure_images()
+        archives = {**images.ensure_images(), **images.ferry_images(force=args.force)}
+        ctr = images.real_node_ctr() if args.node == "real" else None
+        if ctr is not None:
+            images.import_all(ctr, archives)
+        elif args.node == "real":
+            print(
+                "the real node is not up: images are cached and get imported by `make cluster-up NODE=real`"
+            )
+        print(
+            "helm --set for these images: "
+            + ",".join(f"{k}={v}" for k, v in images.chart_overrides().items())
+        )
     elif args.cmd == "bin":
         print(":".join(str(t.bindir) for t in tools.ALL))

@@ -4,22 +4,34 @@
   compiled static: containerd's sandbox image.
 * ``localhost/ferry/base`` - a minimal Debian bookworm root filesystem from debootstrap with
   Python 3.11: the base of every Ferry image.
+* ``localhost/ferry/ferry-{operator,gateway,predictor,mlflow}:dev`` - the components' own
+  Containerfiles built on that base with buildah (daemonless: vfs storage, chroot isolation, a
+  private storage root under the cache), and ``localhost/ferry/redis:7`` (Debian's redis-server on
+  the base) for the chart's dev Redis.
 
 Each is an OCI archive cached under ``~/.cache/ferry/images`` keyed by what goes into it, and
 imported into containerd with ``ctr images import``; kubelet never pulls (imagePullPolicy Never).
+``chart_overrides()`` gives the ``helm --set`` pairs that point charts/ferry at them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import os
+import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import tools, versions
-from .paths import cache_dir
+from .paths import REPO, cache_dir
 
 PAUSE = "localhost/ferry/pause:3.10"
 BASE = "localhost/ferry/base:bookworm"
@@ -110,3 +122,287 @@ def ensure_images() -> dict[str, Path]:
 def import_into(ctr: list[str], ref: str, archive: Path) -> None:
     """Import an archive into containerd's k8s.io namespace under ``ref``."""
     _run(*ctr, "-n", "k8s.io", "images", "import", f"--base-name={ref.rsplit(':', 1)[0]}", str(archive))
+
+
+# --- Ferry's own images (buildah) -------------------------------------------------------------
+
+PREFIX = "localhost/ferry"
+TAG = "dev"
+# Archives kept per image, newest first: the current one and a couple superseded (another
+# checkout or branch may still want them); older ones are deleted after each build.
+KEEP_ARCHIVES = 3
+
+
+@dataclass(frozen=True)
+class FerryImage:
+    """One image built from a Containerfile whose paths are relative to the repository root."""
+
+    name: str
+    containerfile: str
+    # What the Containerfile COPYs (files or directories): the whole build context.
+    sources: tuple[str, ...]
+    tag: str = TAG
+
+    @property
+    def ref(self) -> str:
+        return f"{PREFIX}/{self.name}:{self.tag}"
+
+
+def _python_sources(component: str) -> tuple[str, ...]:
+    """The workspace files and the two distributions' sources the Python Containerfiles COPY."""
+    return (
+        "pyproject.toml",
+        "uv.lock",
+        "common/pyproject.toml",
+        "common/src",
+        f"{component}/pyproject.toml",
+        f"{component}/src",
+    )
+
+
+OPERATOR = FerryImage("ferry-operator", "operator/Containerfile", _python_sources("operator"))
+GATEWAY = FerryImage("ferry-gateway", "gateway/Containerfile", _python_sources("gateway"))
+PREDICTOR = FerryImage("ferry-predictor", "predictor/Containerfile", _python_sources("predictor"))
+MLFLOW = FerryImage("ferry-mlflow", "mlflow/Containerfile", ())
+REDIS = FerryImage("redis", "tests/e2e/localcluster/redis.Containerfile", (), tag="7")
+FERRY_IMAGES = (OPERATOR, GATEWAY, PREDICTOR, MLFLOW, REDIS)
+
+
+def _source_files(paths: tuple[str, ...]) -> list[str]:
+    """Repo-relative files under ``paths``: tracked plus untracked-but-not-ignored, as they are on
+    disk now (so uncommitted edits count), without deleted ones."""
+    if not paths:
+        return []
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        files = {f for f in out.split("\0") if f}
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: every file but caches
+        files = set()
+        for p in paths:
+            root = REPO / p
+            found = [root] if root.is_file() else [f for f in root.rglob("*") if f.is_file()]
+            files |= {
+                str(f.relative_to(REPO)) for f in found if "__pycache__" not in f.parts and f.suffix != ".pyc"
+            }
+    return sorted(f for f in files if (REPO / f).is_file())
+
+
+def _key(image: FerryImage, base: Path, files: list[str]) -> str:
+    """A hash of everything that goes into ``image``: base, Containerfile, build context."""
+    h = hashlib.sha256(f"{image.ref}\0{base.name}\0".encode())
+    for rel in (image.containerfile, *files):
+        h.update(rel.encode() + b"\0" + hashlib.sha256((REPO / rel).read_bytes()).digest())
+    return h.hexdigest()[:12]
+
+
+def archive_path(image: FerryImage) -> Path:
+    """Where ``image``'s archive for the current sources is (or will be) cached."""
+    files = _source_files(image.sources)
+    return images_dir() / f"{image.name}-{_key(image, base_archive(), files)}.tar"
+
+
+def _buildah_dir() -> Path:
+    d = cache_dir() / "buildah"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _buildah() -> list[str]:
+    """buildah on a private storage root: no daemon, no system configuration touched."""
+    if shutil.which("buildah") is None:
+        raise SystemExit("Ferry's images need buildah: apt-get install buildah (or `make deps`)")
+    run = Path("/run")
+    runroot = run / f"ferry-buildah-{os.getuid()}" if os.access(run, os.W_OK) else _buildah_dir() / "runroot"
+    return [
+        "buildah",
+        "--root",
+        str(_buildah_dir() / "root"),
+        "--runroot",
+        str(runroot),
+        "--storage-driver",
+        "vfs",
+    ]
+
+
+@contextlib.contextmanager
+def _buildah_lock() -> Iterator[None]:
+    """One build at a time in the shared root, since each ends by removing everything in it."""
+    with open(_buildah_dir() / "lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _host_trust_volumes() -> list[str]:
+    """``--volume`` flags giving RUN steps this host's CA bundle and pip/uv settings.
+
+    Where TLS is re-signed by a proxy, pip and uv inside the build only trust it through the
+    host's certificates; each is mounted only when the host has it. uv reads /etc/uv/uv.toml.
+    """
+    flags: list[str] = []
+    certs = Path("/etc/ssl/certs")
+    if certs.is_dir():
+        flags += ["--volume", f"{certs}:{certs}:ro"]
+        uv_dir = _buildah_dir() / "uv-config"
+        uv_dir.mkdir(exist_ok=True)
+        (uv_dir / "uv.toml").write_text("system-certs = true\n")
+        flags += ["--volume", f"{uv_dir}:/etc/uv:ro"]
+    if Path("/etc/pip.conf").is_file():
+        flags += ["--volume", "/etc/pip.conf:/etc/pip.conf:ro"]
+    return flags
+
+
+def _stage_context(image: FerryImage, files: list[str], into: Path) -> None:
+    """A copy of exactly the hashed files, laid out as in the repository (the Containerfiles' COPY
+    paths are relative to its root): what the key covers is all the build can see."""
+    for rel in [*files, image.containerfile]:
+        dest = into / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, dest)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+def build_image(image: FerryImage, force: bool = False) -> Path:
+    """``image``'s OCI archive, built with buildah unless cached for the current sources."""
+    base = base_archive()
+    files = _source_files(image.sources)
+    out = images_dir() / f"{image.name}-{_key(image, base, files)}.tar"
+    if out.exists() and not force:
+        log(f"{image.name} cached ({out.name}, {_mb(out.stat().st_size)})")
+        return out
+    t0 = time.monotonic()
+    logfile = images_dir() / f"build-{image.name}.log"
+    log(f"building {image.ref} from {image.containerfile} (log: {logfile})")
+    buildah = _buildah()
+    with _buildah_lock():
+        if out.exists() and not force:  # another process built it while we waited for the lock
+            log(f"{image.name} built meanwhile by another process ({out.name})")
+            return out
+        # Under the lock, any build context or partial archive left is from an interrupted build.
+        partial = [p for i in FERRY_IMAGES for p in images_dir().glob(f"{i.name}-*.tmp")]
+        for stale in [*images_dir().glob("ctx-*"), *partial]:
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+        ctx = tempfile.mkdtemp(dir=images_dir(), prefix=f"ctx-{image.name}-")
+        tmp = out.with_suffix(".tmp")
+        try:
+            _stage_context(image, files, Path(ctx))
+            _run_logged(
+                [
+                    *buildah,
+                    "bud",
+                    "--isolation",
+                    "chroot",
+                    "--layers=false",
+                    "--format",
+                    "oci",
+                    *_host_trust_volumes(),
+                    "--build-arg",
+                    f"BASE=oci-archive:{base}",
+                    "-f",
+                    str(Path(ctx) / image.containerfile),
+                    "-t",
+                    image.ref,
+                    ctx,
+                ],
+                logfile,
+                image.name,
+            )
+            tmp.unlink(missing_ok=True)
+            _run_logged(
+                [*buildah, "push", image.ref, f"oci-archive:{tmp}:{image.tag}"],
+                logfile,
+                image.name,
+                append=True,
+            )
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+            shutil.rmtree(ctx, ignore_errors=True)
+            # vfs keeps a full copy of every layer: leave nothing behind between builds.
+            subprocess.run([*buildah, "rm", "--all"], capture_output=True)
+            subprocess.run([*buildah, "rmi", "--all", "--force"], capture_output=True)
+    old = sorted(images_dir().glob(f"{image.name}-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in old[KEEP_ARCHIVES:]:
+        stale.unlink(missing_ok=True)
+    log(f"{image.name} built in {time.monotonic() - t0:.0f}s, {_mb(out.stat().st_size)}")
+    return out
+
+
+_STEP = re.compile(r"(\[\d+/\d+\] )?STEP \d+/\d+: ")
+
+
+def _run_logged(argv: list[str], logfile: Path, name: str, append: bool = False) -> None:
+    """Run a build step, its whole output to ``logfile`` and its STEP lines to the terminal."""
+    with open(logfile, "a" if append else "w") as logf:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            logf.write(line)
+            if _STEP.match(line):
+                log(f"  {name}: {line.strip()[:150]}")
+        rc = proc.wait()
+    if rc != 0:
+        tail = logfile.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{name}: buildah {argv[7]} failed (exit {rc}); full log {logfile}:\n{tail}")
+
+
+def ferry_images(force: bool = False) -> dict[str, Path]:
+    """Ferry's images (and the dev Redis): ref -> OCI archive, building what is missing."""
+    return {image.ref: build_image(image, force=force) for image in FERRY_IMAGES}
+
+
+def cached_ferry_images() -> dict[str, Path]:
+    """The Ferry images already built for the current sources (builds nothing)."""
+    return {image.ref: p for image in FERRY_IMAGES if (p := archive_path(image)).exists()}
+
+
+def real_node_ctr() -> list[str] | None:
+    """``ctr`` pointed at the running real node's containerd, or None when it is not up."""
+    from .cluster import root_for
+
+    sock = root_for("real") / "cluster" / "containerd" / "containerd.sock"
+    ctr = ["ctr", "--address", str(sock)]
+    if not sock.exists() or subprocess.run([*ctr, "version"], capture_output=True).returncode != 0:
+        return None
+    return ctr
+
+
+def import_all(ctr: list[str], archives: dict[str, Path]) -> None:
+    for ref, archive in archives.items():
+        t0 = time.monotonic()
+        import_into(ctr, ref, archive)
+        log(f"imported {ref} in {time.monotonic() - t0:.0f}s")
+
+
+def import_ferry_images(force: bool = False) -> None:
+    """Build what is missing, then import pause, base and Ferry's images into the real node."""
+    archives = {**ensure_images(), **ferry_images(force=force)}
+    ctr = real_node_ctr()
+    if ctr is None:
+        raise SystemExit("the real node is not up: `make cluster-up NODE=real` first")
+    import_all(ctr, archives)
+
+
+def chart_overrides() -> dict[str, str]:
+    """``helm --set`` pairs pointing charts/ferry at these images, never pulled."""
+    sets = {"image.registry": PREFIX, "image.tag": TAG, "image.pullPolicy": "Never"}
+    for key, image in (("operator", OPERATOR), ("gateway", GATEWAY), ("predictor", PREDICTOR)):
+        # A repository with a "/" is taken as the full reference (the chart's ferry.image helper).
+        sets[f"{key}.image.repository"] = image.ref.rsplit(":", 1)[0]
+        sets[f"{key}.image.tag"] = image.tag
+    sets["mlflow.image"] = MLFLOW.ref
+    sets["redis.image"] = REDIS.ref
+    return sets

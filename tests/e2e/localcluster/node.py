@@ -164,7 +164,12 @@ def start(state: State, ca: CA) -> str:
     ctr = ["ctr", "--address", str(sock)]
     for ref, archive in images.ensure_images().items():
         images.import_into(ctr, ref, archive)
-    log("images imported into containerd")
+    # Ferry's own images only when already built for the current sources (building them all
+    # takes minutes; `make local-images` does that and imports them into a running node).
+    ferry = images.cached_ferry_images()
+    images.import_all(ctr, ferry)
+    missing = [i.ref for i in images.FERRY_IMAGES if i.ref not in ferry]
+    log("images imported into containerd" + (f"; not built yet: {', '.join(missing)}" if missing else ""))
 
     kubelet_crt, kubelet_key = ca.issue(
         "kubelet-client", f"system:node:{NODE_NAME}", org="system:nodes", client=True
