@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
 
 import kopf
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         standalone=True if args.standalone else None,
         peering_name=args.peering,
         liveness_endpoint=args.liveness,
+        # kopf's default identity asks getpass for the user name, which fails for a uid without a
+        # passwd entry (the image runs as 65532); the pod's host name is unique among peers anyway.
+        identity=kopf.Identity(f"{socket.gethostname()}/{os.getpid()}"),
     )
     return 0
 
