@@ -9,6 +9,7 @@ import socket
 import sys
 
 import kopf
+from kopf._core.engines.peering import Identity  # kopf does not re-export the NewType
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         liveness_endpoint=args.liveness,
         # kopf's default identity asks getpass for the user name, which fails for a uid without a
         # passwd entry (the image runs as 65532); the pod's host name is unique among peers anyway.
-        identity=kopf.Identity(f"{socket.gethostname()}/{os.getpid()}"),
+        identity=Identity(f"{socket.gethostname()}/{os.getpid()}"),
     )
     return 0
 
