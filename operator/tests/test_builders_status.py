@@ -45,19 +45,36 @@ def test_inference_service_runs_the_pinned_version_through_the_ferry_runtime() -
         "memory",
         70,
     )
-    model = pred["model"]
-    assert model["runtime"] == "ferry-mlflow" and model["modelFormat"] == {"name": "mlflow"}
-    env = {e["name"]: e["value"] for e in model["env"]}
+    # Ferry's runtime is instantiated as the container itself (no KServe model-puller sidecar).
+    assert "model" not in pred
+    (container,) = pred["containers"]
+    assert container["name"] == "kserve-container" and container["image"] == SETTINGS.image
+    assert "--model_name=titanic" in container["args"]
+    env = {e["name"]: e["value"] for e in container["env"]}
     assert env == {
+        "FERRY_MODEL_DIR": "/tmp/ferry-model",
         "MODEL_URI": "models:/titanic-survival/4",
         "MLFLOW_TRACKING_URI": "http://mlflow.ml:5000",
         "FERRY_COLOR": "green",
         "FERRY_MODEL_VERSION": "4",
         "FERRY_MODEL_NAME": "titanic",
     }
-    assert model["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}}
-    assert model["envFrom"] == [{"secretRef": {"name": "mlflow-creds", "optional": True}}]
+    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}}
+    assert container["envFrom"] == [{"secretRef": {"name": "mlflow-creds", "optional": True}}]
+    assert pred["annotations"]["prometheus.kserve.io/port"] == "8080"
     assert pred["labels"]["ferry.dev/color"] == "green"
+
+
+def test_another_runtime_goes_through_kserve_runtime_selection() -> None:
+    spec = SPEC.model_copy(update={"predictor": SPEC.predictor.model_copy(update={"runtime": "my-runtime"})})
+    pred = inference_service(OWNER, spec, Color.blue, "titanic-survival", "4", 1, SETTINGS)["spec"][
+        "predictor"
+    ]
+    assert "containers" not in pred
+    model = pred["model"]
+    assert model["runtime"] == "my-runtime" and model["modelFormat"] == {"name": "mlflow"}
+    assert {e["name"]: e["value"] for e in model["env"]}["MODEL_URI"] == "models:/titanic-survival/4"
+    assert model["envFrom"] == [{"secretRef": {"name": "mlflow-creds", "optional": True}}]
 
 
 @given(floor=st.integers(1, 200))

@@ -260,8 +260,8 @@ def test_apply_edit_delete(
     blue = isvc(api, namespace, "echo-blue")
     assert blue is not None
     pred = blue["spec"]["predictor"]
-    assert pred["model"]["runtime"] == "ferry-mlflow"
-    env = {e["name"]: e["value"] for e in pred["model"]["env"]}
+    (container,) = pred["containers"]  # the ferry-mlflow runtime, instantiated by the operator
+    env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MODEL_URI"] == f"models:/{registered_model.name}/1" and env["FERRY_COLOR"] == "blue"
     assert (pred["minReplicas"], pred["maxReplicas"], pred["scaleTarget"]) == (1, 4, 60)
     assert blue["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"

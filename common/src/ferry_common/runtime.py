@@ -25,49 +25,53 @@ HTTP_PORT = 8080
 DEFAULT_IMAGE = "ghcr.io/ferry-dev/ferry-predictor:0.1.0"
 # The environment variable naming the model as clients address it (see the module docstring).
 SERVED_NAME_ENV = "FERRY_MODEL_NAME"
+SCRAPE_ANNOTATIONS = {"prometheus.kserve.io/port": str(HTTP_PORT), "prometheus.kserve.io/path": "/metrics"}
 
 
-def cluster_serving_runtime(image: str = DEFAULT_IMAGE, name: str = NAME) -> dict[str, Any]:
+def predictor_container(image: str = DEFAULT_IMAGE, model_name: str = "{{.Name}}") -> dict[str, Any]:
+    """The predictor's container: in the ClusterServingRuntime (``{{.Name}}`` filled in by KServe),
+    and instantiated directly by the operator (see ``ferry_operator.builders``)."""
     probe = {
         "httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT},
         "periodSeconds": 2,
+        "timeoutSeconds": 2,
         "failureThreshold": 3,
     }
+    return {
+        "name": "kserve-container",
+        "image": image,
+        "args": [f"--model_name={model_name}", f"--http_port={HTTP_PORT}"],
+        "env": [{"name": "FERRY_MODEL_DIR", "value": "/tmp/ferry-model"}],
+        "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "readinessProbe": probe,
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": HTTP_PORT},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+        },
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"memory": "1Gi"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+def cluster_serving_runtime(image: str = DEFAULT_IMAGE, name: str = NAME) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "ClusterServingRuntime",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "ferry"}},
         "spec": {
-            "annotations": {
-                "prometheus.kserve.io/port": str(HTTP_PORT),
-                "prometheus.kserve.io/path": "/metrics",
-            },
+            "annotations": SCRAPE_ANNOTATIONS,
             # Selected explicitly by the operator, so it never displaces KServe's own MLflow runtime.
             "supportedModelFormats": [{"name": MODEL_FORMAT, "version": "3", "autoSelect": False}],
             "protocolVersions": ["v1", "v2"],
-            "containers": [
-                {
-                    "name": "kserve-container",
-                    "image": image,
-                    "args": ["--model_name={{.Name}}", f"--http_port={HTTP_PORT}"],
-                    "env": [{"name": "FERRY_MODEL_DIR", "value": "/tmp/ferry-model"}],
-                    "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
-                    "readinessProbe": probe,
-                    "livenessProbe": {
-                        "httpGet": {"path": "/v2/health/live", "port": HTTP_PORT},
-                        "periodSeconds": 10,
-                    },
-                    "resources": {
-                        "requests": {"cpu": "100m", "memory": "256Mi"},
-                        "limits": {"memory": "1Gi"},
-                    },
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "runAsNonRoot": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
+            "containers": [predictor_container(image)],
         },
     }
 

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
             "MLFLOW_TRACKING_USERNAME/PASSWORD, FERRY_REGISTRY_POLL_SECONDS (alias poll, default 30), "
             "FERRY_PREDICTOR_TRACKING_URI (the URI predictors use, default MLFLOW_TRACKING_URI), "
             "FERRY_REGISTRY_SECRET (Secret with registry credentials for predictors), "
+            "FERRY_PREDICTOR_IMAGE (the ferry-mlflow runtime's image, default the release's), "
             "FERRY_SMOKE_TESTER ('http' or module:factory), FERRY_METRICS_PORT (default 9090, 0 = off), "
             "KUBECONFIG."
         ),

@@ -52,6 +52,8 @@ class PredictorSettings:
     # A Secret in the ModelDeployment's namespace whose keys (MLFLOW_TRACKING_TOKEN, ...) become env.
     credentials_secret: str | None = None
     deployment_mode: str = "RawDeployment"
+    # The image of Ferry's own runtime, which the operator instantiates itself (see below).
+    image: str = runtime.DEFAULT_IMAGE
 
 
 def isvc_name(md_name: str, color: Color) -> str:
@@ -91,14 +93,36 @@ def inference_service(
         # changes the URL clients and the gateway use.
         {"name": runtime.SERVED_NAME_ENV, "value": owner.name},
     ]
-    model: dict[str, Any] = {
-        "modelFormat": {"name": "mlflow"},
-        "runtime": spec.predictor.runtime,
-        "env": env,
-        "resources": spec.predictor.resources.model_dump(exclude_none=True),
-    }
-    if settings.credentials_secret:
-        model["envFrom"] = [{"secretRef": {"name": settings.credentials_secret, "optional": True}}]
+    resources = spec.predictor.resources.model_dump(exclude_none=True)
+    env_from = (
+        [{"secretRef": {"name": settings.credentials_secret, "optional": True}}]
+        if settings.credentials_secret
+        else []
+    )
+    predictor_impl: dict[str, Any]
+    annotations: dict[str, str] = {}
+    if spec.predictor.runtime == runtime.NAME:
+        # Ferry's runtime is instantiated as the predictor's own container: KServe treats a
+        # `model` without storageUri as multi-model serving and injects its model-puller agent
+        # sidecar, which has nothing to pull here (the predictor loads from MLflow itself).
+        container = runtime.predictor_container(settings.image, owner.name)
+        container["env"] = [*container["env"], *env]
+        if resources:
+            container["resources"] = resources
+        if env_from:
+            container["envFrom"] = env_from
+        predictor_impl = {"containers": [container]}
+        annotations = dict(runtime.SCRAPE_ANNOTATIONS)
+    else:
+        model: dict[str, Any] = {
+            "modelFormat": {"name": "mlflow"},
+            "runtime": spec.predictor.runtime,
+            "env": env,
+            "resources": resources,
+        }
+        if env_from:
+            model["envFrom"] = env_from
+        predictor_impl = {"model": model}
     return {
         "apiVersion": ISVC_API_VERSION,
         "kind": ISVC_KIND,
@@ -122,7 +146,8 @@ def inference_service(
                 "scaleMetric": a.metric.value,
                 "scaleTarget": a.target,
                 "labels": pod_labels,
-                "model": model,
+                **({"annotations": annotations} if annotations else {}),
+                **predictor_impl,
             }
         },
     }

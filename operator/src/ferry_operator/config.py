@@ -48,6 +48,7 @@ class OperatorConfig:
             tracking_uri=env.get("FERRY_PREDICTOR_TRACKING_URI") or tracking,
             credentials_secret=env.get("FERRY_REGISTRY_SECRET") or None,
             deployment_mode=env.get("FERRY_DEPLOYMENT_MODE", "RawDeployment"),
+            image=env.get("FERRY_PREDICTOR_IMAGE") or PredictorSettings.image,
         )
         return cls(
             registry=registry,

@@ -147,8 +147,15 @@ class Kube:
             "metadata": {k: desired["metadata"][k] for k in ("labels", "annotations")},
             "spec": desired["spec"],
         }
-        if contains(live, want):
+        if contains(live, want) and not _stale_predictor_keys(live, desired):
             return "unchanged"
+        if stale := _stale_predictor_keys(live, desired):
+            # A merge patch keeps keys it does not mention: an InferenceService written by an
+            # operator that used `model` must lose it when `containers` replaces it, and back.
+            want = {
+                **want,
+                "spec": {**desired["spec"], "predictor": {**desired["spec"]["predictor"], **stale}},
+            }
         await _call(
             self.custom.patch_namespaced_custom_object,
             "serving.kserve.io",
@@ -251,3 +258,13 @@ class Kube:
         )
         items: list[JSON] = self.core.api_client.sanitize_for_serialization(events).get("items", [])
         return items
+
+
+_PREDICTOR_IMPLEMENTATIONS = ("model", "containers")
+
+
+def _stale_predictor_keys(live: JSON, desired: JSON) -> dict[str, None]:
+    """The predictor implementation keys the live object has and the desired one does not (as nulls)."""
+    have = (live.get("spec") or {}).get("predictor") or {}
+    want = desired["spec"]["predictor"]
+    return {k: None for k in _PREDICTOR_IMPLEMENTATIONS if k in have and k not in want}
