@@ -380,10 +380,23 @@ def real_node_ctr() -> list[str] | None:
     return ctr
 
 
+def content_ref(image: FerryImage) -> str:
+    """``image``'s reference tagged by the content key (``...:dev-1a2b3c4d5e6f``).
+
+    The chart is pointed at these, so a rebuilt image changes the pod templates and `helm
+    upgrade` rolls the pods; a fixed tag would leave them running the old image.
+    """
+    key = archive_path(image).stem.rsplit("-", 1)[1]
+    return f"{PREFIX}/{image.name}:{image.tag}-{key}"
+
+
 def import_all(ctr: list[str], archives: dict[str, Path]) -> None:
+    by_ref = {i.ref: i for i in FERRY_IMAGES}
     for ref, archive in archives.items():
         t0 = time.monotonic()
         import_into(ctr, ref, archive)
+        if (image := by_ref.get(ref)) is not None:
+            _run(*ctr, "-n", "k8s.io", "images", "tag", "--force", ref, content_ref(image))
         log(f"imported {ref} in {time.monotonic() - t0:.0f}s")
 
 
@@ -397,12 +410,13 @@ def import_ferry_images(force: bool = False) -> None:
 
 
 def chart_overrides() -> dict[str, str]:
-    """``helm --set`` pairs pointing charts/ferry at these images, never pulled."""
-    sets = {"image.registry": PREFIX, "image.tag": TAG, "image.pullPolicy": "Never"}
+    """``helm --set`` pairs pointing charts/ferry at these images (by content tag), never pulled."""
+    sets = {"image.registry": PREFIX, "image.pullPolicy": "Never"}
     for key, image in (("operator", OPERATOR), ("gateway", GATEWAY), ("predictor", PREDICTOR)):
         # A repository with a "/" is taken as the full reference (the chart's ferry.image helper).
-        sets[f"{key}.image.repository"] = image.ref.rsplit(":", 1)[0]
-        sets[f"{key}.image.tag"] = image.tag
-    sets["mlflow.image"] = MLFLOW.ref
-    sets["redis.image"] = REDIS.ref
+        repo, tag = content_ref(image).rsplit(":", 1)
+        sets[f"{key}.image.repository"] = repo
+        sets[f"{key}.image.tag"] = tag
+    sets["mlflow.image"] = content_ref(MLFLOW)
+    sets["redis.image"] = content_ref(REDIS)
     return sets
