@@ -197,7 +197,16 @@ class Reconciler:
             await self._converge(owner, spec, decision, live)
             old_status = await self._write_status(md, old_status, outcome, decision, predictors, now)
             await self._post(md, decision.events)
+            log.info("%s/%s: %s", namespace, name, decision.message)
             result = await self._smoke(md, spec, decision)
+            log.info(
+                "%s/%s: smoke test of %s %s: %s",
+                namespace,
+                name,
+                result.color,
+                "passed" if result.passed else "failed",
+                result.message,
+            )
             now = self.clock()
             live, predictors, ready = await self._observe(namespace, name)
             active = decision.state.active
@@ -206,6 +215,8 @@ class Reconciler:
             decision = decide(decision.state, policy, obs)
 
         requeue = await self._converge(owner, spec, decision, live)
+        if decision.phase.value != old_status.get("phase"):
+            log.info("%s/%s: phase %s: %s", namespace, name, decision.phase.value, decision.message)
         await self._write_status(md, old_status, outcome, decision, predictors, now)
         await self._post(md, decision.events)
         for reason, message in _registry_events(read_status, outcome):
