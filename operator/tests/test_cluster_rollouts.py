@@ -1,6 +1,6 @@
 """Rollout paths end to end on the local cluster (kwok pods, real KServe, real MLflow registry):
 progress deadline, rollback outside the window, a superseding version, when the ``<name>``
-Service moves, and the HPAs KServe creates per colour.
+Service moves, the HPAs KServe creates per colour, and the preview's replica floor.
 Fixtures and helpers come from ``test_cluster_operator``; the smoke test is ``fake_smoke``.
 """
 
@@ -237,3 +237,55 @@ def test_kserve_hpas_for_both_colours_during_a_rollout(
         assert hpa.spec.scale_target_ref.name == f"hpa-{color}-predictor"
         metric = hpa.spec.metrics[0].resource
         assert (metric.name, metric.target.average_utilization) == ("cpu", 55), color
+
+
+def test_preview_starts_at_the_active_replica_count_and_the_floor_is_restored_after(
+    api: client.ApiClient,
+    namespace: str,
+    operator_proc: OperatorProcess,
+    registered_model: RegisteredModel,
+    tmp_path: Path,
+) -> None:
+    v2 = registered_model.versions[1]
+    start_stable(api, namespace, "flo", registered_model, autoscaling={"minReplicas": 1, "maxReplicas": 4})
+    # What the HPA does under load: scale blue's Deployment through its scale subresource.
+    apps = client.AppsV1Api(api)
+    apps.patch_namespaced_deployment_scale("flo-blue-predictor", namespace, {"spec": {"replicas": 3}})
+    wait_status(
+        api,
+        namespace,
+        "flo",
+        "blue at 3 Ready replicas",
+        lambda st: st.get("active", {}).get("replicas") == 3,
+    )
+    release = tmp_path / "verdict"
+    annotate(api, namespace, "flo", **{"test.ferry.dev/smoke": f"hold:{release}"})
+    patch_md(api, namespace, "flo", {"spec": {"model": {"version": v2}}})
+
+    def min_replicas(color: str) -> int | None:
+        obj = isvc(api, namespace, f"flo-{color}")
+        return None if obj is None else int(obj["spec"]["predictor"]["minReplicas"])
+
+    def hpa_min(color: str) -> int | None:
+        found = autoscaling(api).list_namespaced_horizontal_pod_autoscaler(
+            namespace, field_selector=f"metadata.name=flo-{color}-predictor"
+        )
+        return found.items[0].spec.min_replicas if found.items else None
+
+    # The preview starts where blue is now, not at spec's minimum: it can take blue's traffic.
+    wait_for("green created", lambda: min_replicas("green") is not None, WAIT)
+    assert min_replicas("green") == 3 and min_replicas("blue") == 1
+    wait_for("green's HPA minimum raised to 3", lambda: hpa_min("green") == 3, WAIT)
+    assert get_md(api, namespace, "flo")["status"]["rollout"]["preview"]["minReplicas"] == 3
+    # (Read from the Deployment: status is not rewritten while the held smoke test runs.)
+    settles(
+        "green at 3 Ready replicas",
+        lambda: apps.read_namespaced_deployment("flo-green-predictor", namespace).status.ready_replicas == 3,
+    )
+
+    release.write_text("pass")
+    md = wait_phase(api, namespace, "flo", "Stable", observedGeneration=2)
+    assert md["status"]["active"]["color"] == "green"
+    # Promoted: the rollout's floor is lifted, the HPA owns the replica count again.
+    assert min_replicas("green") == 1
+    wait_for("green's HPA minimum back to 1", lambda: hpa_min("green") == 1, WAIT)
