@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.servers import Server, mlflow_server, redis_server
+from localcluster.stack import Stack
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +75,21 @@ def real_kubeconfig() -> str:
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent / "tests" / "e2e")},
     )
     return str(cluster.root_for("real") / "kubeconfig")
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    """The whole product on the local real node, as `make up` brings it up (idempotent, reused).
+
+    `make up` runs in a subprocess so its progress shows with `pytest -s` and a failure there
+    reads like the command's own output.
+    """
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "localcluster.stack", "up"],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent / "tests" / "e2e")},
+    )
+    return Stack.load()

@@ -349,12 +349,9 @@ class Demo:
         if body is not None:
             parts += ["-d", json.dumps(body, separators=(",", ":"))]
         line = shlex.join(parts)
-        if bearer:
-            line = (
-                line.replace(" -H ", ' -H "Authorization: Bearer $TOKEN" -H ', 1)
-                if " -H " in line
-                else (line + ' -H "Authorization: Bearer $TOKEN"')
-            )
+        if bearer:  # after the URL, where the other headers go
+            url = shlex.quote(self.s.gateway_url + path)
+            line = line.replace(url, f'{url} -H "Authorization: Bearer $TOKEN"', 1)
         self.n.command(line)
 
     def predict(self, headers: dict[str, str], protocol: str = "v1", echo: bool = True) -> httpx.Response:
@@ -486,12 +483,10 @@ class Demo:
         self.n.say("to run the commands below yourself:")
         self.n.command(f"export PATH={self.s.bin}:{REPO / '.venv' / 'bin'}:$PATH")
         self.n.command("TOKEN=$(jq -r .token .local/stack.json)   # a JWT for consumer dev-pro")
-        st = self.watch(
-            "the deployment is Stable and Ready",
-            lambda st: st.get("phase") == "Stable" and bool((st.get("active") or {}).get("ready")),
-            600,
-        )
+        st = self.watch("the deployment serves with no rollout in progress", _settled, 600)
         self.n.ok(f"version {st['active']['modelVersion']} serves from the {st['active']['color']} colour")
+        if st.get("phase") != "Stable":
+            self.n.notice(f"phase {st.get('phase')}: {_ready_message(st)}")
 
     def step1_predict(self) -> None:
         self.n.step(1, "A prediction through the gateway, KServe v1 and Open Inference Protocol v2")
@@ -695,15 +690,16 @@ class Demo:
             f"({answered_by(r)[1]})"
         )
         self.ferry("abort", self.name, "--wait")
-        self.watch(
+        st = self.watch(
             "the preview is gone",
-            lambda st: st.get("phase") == "Stable" and not st.get("preview"),
+            lambda st: _settled(st) and (st.get("active") or {}).get("modelVersion") == serving,
             300,
         )
         r = self.predict(self.pro, "v1", echo=False)
         if r.status_code != 200 or answered_by(r)[0] != serving:
             raise DemoFailure(f"after the abort, callers should get version {serving}: got {answered_by(r)}")
         self.n.ok(f"aborted: version {serving} serves on, version {version} is refused until the alias moves")
+        self.n.notice(f"phase {st.get('phase')}: {_ready_message(st)}")
         self.ferry("history", self.name)
         return version
 
@@ -711,13 +707,20 @@ class Demo:
         self.n.step(7, "Tidying up, so the registry and the cluster agree again")
         self.move_alias(serving)
         self.kubectl_patch({"spec": {"rollout": {"autoPromote": True}}})
-        self.watch(
-            f"Stable on version {serving}",
+        st = self.watch(
+            f"the operator has seen the alias on version {serving}, which serves",
             lambda st: (
-                st.get("phase") == "Stable" and (st.get("active") or {}).get("modelVersion") == serving
+                _settled(st)
+                and (st.get("active") or {}).get("modelVersion") == serving
+                and (st.get("model") or {}).get("version") == serving
             ),
             300,
         )
+        if st.get("phase") != "Stable":
+            self.n.notice(
+                f"phase {st.get('phase')}: {_ready_message(st)}; it stays so until the next rollout, "
+                "a rollback or `kubectl ferry retry`"
+            )
         self.ferry("status", self.name)
 
     def _soft(self, message: str) -> None:
@@ -774,6 +777,20 @@ def _explain(exc: Exception) -> str:
 
     traceback.print_exc()
     return f"unexpected error {exc!r}"
+
+
+def _settled(st: dict[str, Any]) -> bool:
+    """The active colour serves and no rollout is in progress: Stable, or Degraded only because the
+    last rollout was aborted (the operator's phase for "refused a version, the old one serves on")."""
+    active = st.get("active") or {}
+    if not active.get("ready") or st.get("preview"):
+        return False
+    return st.get("phase") == "Stable" or (st.get("phase") == "Degraded" and "aborted" in _ready_message(st))
+
+
+def _ready_message(st: dict[str, Any]) -> str:
+    ready: dict[str, Any] = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return str(ready.get("message", ""))
 
 
 def _event_key(e: dict[str, Any]) -> tuple[str, str, str]:

@@ -1,0 +1,312 @@
+"""The product as a user meets it, on the local real node brought up by `make up`.
+
+Real pods: the operator, gateway, Redis and MLflow from the chart, predictors serving the Titanic
+model from the in-chart MLflow, traffic through the gateway's Service, kube-proxy and CoreDNS.
+Each test deploys its own ModelDeployment following its own alias, so tests do not interfere.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from localcluster.stack import RELEASE, Stack
+from traffic import ROW, Traffic
+
+GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "modeldeployments"
+ROLLOUT_WAIT = 420.0  # a new colour: pod start, model download and load, smoke test, on 2 busy cores
+
+pytestmark = pytest.mark.timeout(1200)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> client.ApiClient:
+    return config.new_client_from_config(stack.kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def registry(stack: Stack) -> Any:
+    import mlflow
+
+    mlflow.set_tracking_uri(stack.mlflow_url)
+    return mlflow.MlflowClient()
+
+
+@pytest.fixture(scope="module")
+def versions(registry: Any, stack: Stack) -> list[str]:
+    """The registered model's versions, oldest first (make up registers at least two)."""
+    found = registry.search_model_versions(f"name='{stack.registered_model}'")
+    out = sorted((v.version for v in found), key=int)
+    assert len(out) >= 2, out
+    return out
+
+
+class Deployment:
+    """A ModelDeployment of the test's own, following an alias of its own."""
+
+    def __init__(self, api: client.ApiClient, registry: Any, stack: Stack, name: str) -> None:
+        self.api, self.registry, self.stack, self.name = api, registry, stack, name
+        self.alias = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.co = client.CustomObjectsApi(api)
+        self.ns = stack.models_namespace
+
+    def move_alias(self, version: str) -> None:
+        self.registry.set_registered_model_alias(self.stack.registered_model, self.alias, version)
+
+    def create(self, version: str, **spec: Any) -> None:
+        self.move_alias(version)
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelDeployment",
+            "metadata": {"name": self.name},
+            "spec": {"model": {"name": self.stack.registered_model, "alias": self.alias}, **spec},
+        }
+        self.co.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
+
+    def get(self) -> dict[str, Any]:
+        md: dict[str, Any] = self.co.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, self.name)
+        return md
+
+    def patch(self, body: dict[str, Any]) -> None:
+        self.co.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, self.name, body)
+
+    def stable_at(self, version: str) -> dict[str, Any] | None:
+        md = self.get()
+        st = md.get("status") or {}
+        active = st.get("active") or {}
+        ok = st.get("phase") == "Stable" and active.get("modelVersion") == version and not st.get("preview")
+        return md if ok else None
+
+    def wait_stable(self, version: str, timeout: float = ROLLOUT_WAIT) -> dict[str, Any]:
+        md: dict[str, Any] = wait_for(
+            f"{self.name} Stable at version {version}", lambda: self.stable_at(version), timeout, 2
+        )
+        return md
+
+    def isvc(self, color: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = self.co.get_namespaced_custom_object(
+                "serving.kserve.io", "v1beta1", self.ns, "inferenceservices", f"{self.name}-{color}"
+            )
+            return obj
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def delete(self) -> None:
+        try:
+            self.co.delete_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, self.name)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+        wait_for(f"{self.name}'s colours gone", lambda: not self.isvc("blue") and not self.isvc("green"), 180)
+
+
+@pytest.fixture
+def deployment(
+    request: pytest.FixtureRequest, api: client.ApiClient, registry: Any, stack: Stack
+) -> Iterator[Callable[[str], Deployment]]:
+    made: list[Deployment] = []
+
+    def make(name: str) -> Deployment:
+        d = Deployment(api, registry, stack, name)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.delete()
+        registry.delete_registered_model_alias(stack.registered_model, d.alias)
+
+
+def predict_once(stack: Stack, model: str, key: str) -> tuple[int, dict[str, str], bytes]:
+    u = urlsplit(stack.gateway_url)
+    conn = http.client.HTTPConnection(u.hostname or "", u.port or 80, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            f"/v1/models/{model}:predict",
+            body=json.dumps({"instances": [ROW]}),
+            headers={"Content-Type": "application/json", "X-API-Key": key},
+        )
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_alias_move_under_steady_traffic_loses_nothing_and_never_goes_back(
+    stack: Stack, versions: list[str], deployment: Callable[[str], Deployment]
+) -> None:
+    old, new = versions[0], versions[1]
+    d = deployment("zd")
+    d.create(
+        old,
+        predictor={"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}},
+        autoscaling={"minReplicas": 1, "maxReplicas": 2, "metric": "cpu", "target": 80},
+        rollout={"autoPromote": True, "scaleDownDelaySeconds": 20, "smokeTest": {}},
+    )
+    md = d.wait_stable(old)
+    old_color = md["status"]["active"]["color"]
+    pro = {"X-API-Key": stack.api_keys["dev-pro"]}
+    wait_for("the gateway routes zd", lambda: predict_once(stack, "zd", pro["X-API-Key"])[0] == 200, 60)
+
+    with Traffic(stack.gateway_url, "zd", pro, clients=3, rate=4.0) as traffic:
+        wait_for("traffic flowing", lambda: len(traffic.snapshot()) >= 12, 30)
+        d.move_alias(new)
+        md = d.wait_stable(new)
+        assert md["status"]["active"]["color"] != old_color
+        wait_for(f"old colour {old_color} removed after the delay", lambda: d.isvc(old_color) is None, 180)
+        seen = len(traffic.snapshot())
+        wait_for("traffic after the old colour went", lambda: len(traffic.snapshot()) >= seen + 24, 60)
+    summary = traffic.summary()
+    print(f"rollout under traffic: {summary}")
+
+    assert traffic.failures() == [], (traffic.failures()[:5], summary)
+    answers = traffic.snapshot()
+    assert {a.version for a in answers} == {old, new}, summary
+    # Per connection: the old version, then the new one, never back.
+    for client_id, seq in traffic.versions_per_client().items():
+        switch = seq.index(new)
+        assert set(seq[:switch]) <= {old} and set(seq[switch:]) == {new}, (client_id, seq)
+    # Across connections: once any client got the new version, every request sent later gets it.
+    first_new = min(a.finished for a in answers if a.version == new)
+    late_old = [a for a in answers if a.version == old and a.started > first_new]
+    assert late_old == [], late_old[:5]
+
+
+def test_cpu_load_scales_a_colour_and_the_next_rollout_starts_at_that_count(
+    api: client.ApiClient, stack: Stack, versions: list[str], deployment: Callable[[str], Deployment]
+) -> None:
+    old, new = versions[0], versions[1]
+    d = deployment("hpa")
+    d.create(
+        old,
+        predictor={"resources": {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"cpu": "500m"}}},
+        autoscaling={"minReplicas": 1, "maxReplicas": 3, "metric": "cpu", "target": 50},
+        rollout={"autoPromote": True, "scaleDownDelaySeconds": 10, "smokeTest": {}},
+    )
+    md = d.wait_stable(old)
+    color = md["status"]["active"]["color"]
+    apps, autoscaling = client.AppsV1Api(api), client.AutoscalingV2Api(api)
+    predictor = f"hpa-{color}-predictor"
+    svc_ip = client.CoreV1Api(api).read_namespaced_service(predictor, d.ns).spec.cluster_ip
+
+    # Load straight at the colour's predictor Service: the gateway's per-consumer limits would cap it.
+    with Traffic(f"http://{svc_ip}:80", "hpa", {}, clients=4, rate=200.0):
+
+        def scaled() -> int | None:
+            hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(predictor, d.ns)
+            dep = apps.read_namespaced_deployment(predictor, d.ns)
+            ready = dep.status.ready_replicas or 0
+            return ready if (hpa.status.desired_replicas or 0) >= 2 and ready >= 2 else None
+
+        replicas = wait_for("the HPA to add a replica under CPU load", scaled, 300, 5)
+        d.move_alias(new)
+        preview = wait_for(
+            "the preview colour",
+            lambda: (d.get().get("status") or {}).get("preview"),
+            60,
+        )
+        preview_isvc = wait_for("the preview InferenceService", lambda: d.isvc(preview["color"]), 60)
+        assert preview_isvc["spec"]["predictor"]["minReplicas"] >= replicas
+    md = d.wait_stable(new)
+    active = d.isvc(md["status"]["active"]["color"])
+    assert active is not None
+    wait_for(
+        "minReplicas restored to spec.autoscaling.minReplicas after the rollout",
+        lambda: (
+            (d.isvc(md["status"]["active"]["color"]) or {})
+            .get("spec", {})
+            .get("predictor", {})
+            .get("minReplicas")
+            == 1
+        ),
+        60,
+    )
+
+
+def test_operator_pod_killed_mid_rollout_the_rollout_completes(
+    api: client.ApiClient, stack: Stack, versions: list[str], deployment: Callable[[str], Deployment]
+) -> None:
+    old, new = versions[0], versions[1]
+    d = deployment("ko")
+    d.create(old, rollout={"autoPromote": True, "scaleDownDelaySeconds": 10, "smokeTest": {}})
+    d.wait_stable(old)
+    core = client.CoreV1Api(api)
+    selector = "app.kubernetes.io/component=operator"
+
+    def operator_pod() -> str | None:
+        pods = core.list_namespaced_pod(stack.namespace, label_selector=selector).items
+        running = [p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+        return running[0].metadata.name if running else None
+
+    before = wait_for("the operator pod", operator_pod, 60)
+    d.move_alias(new)
+    wait_for("the rollout to start", lambda: (d.get().get("status") or {}).get("preview"), 120)
+    core.delete_namespaced_pod(before, stack.namespace, grace_period_seconds=0)
+    after = wait_for("a new operator pod", lambda: (p := operator_pod()) != before and p, 180, 2)
+    assert after != before
+    d.wait_stable(new)
+
+
+def test_redis_gone_the_gateway_fails_open_and_limits_return_with_redis(
+    api: client.ApiClient, stack: Stack
+) -> None:
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    redis = f"{RELEASE}-redis"
+    free = stack.api_keys["dev-free"]
+
+    def scale(n: int) -> None:
+        apps.patch_namespaced_deployment_scale(redis, stack.namespace, {"spec": {"replicas": n}})
+
+    def redis_pods() -> int:
+        return len(
+            core.list_namespaced_pod(
+                stack.namespace, label_selector="app.kubernetes.io/component=redis"
+            ).items
+        )
+
+    scale(0)
+    try:
+        wait_for("the Redis pod gone", lambda: redis_pods() == 0, 120)
+        # Fail-open: more requests than the free tier's burst, all answered.
+        statuses = [predict_once(stack, stack.deployment, free)[0] for _ in range(120)]
+        assert set(statuses) == {200}, statuses
+    finally:
+        scale(1)
+    wait_for(
+        "the Redis Deployment ready again",
+        lambda: (apps.read_namespaced_deployment(redis, stack.namespace).status.ready_replicas or 0) >= 1,
+        180,
+    )
+
+    def limited() -> dict[str, str] | None:
+        for _ in range(150):
+            status, headers, _ = predict_once(stack, stack.deployment, free)
+            if status == 429:
+                return headers
+        return None
+
+    headers = wait_for("a 429 for the free tier once Redis is back", limited, 120)
+    assert int(headers["retry-after"]) >= 1
