@@ -260,6 +260,20 @@ def test_failed_smoke_test_aborts_and_is_not_retried() -> None:
     assert d.colours[GREEN].version == "3"  # a new version is a new intent
 
 
+def test_alias_moved_back_to_what_serves_after_an_abort_is_stable_again() -> None:
+    w = live()
+    w.target = "2"
+    w.step()
+    w.make_ready(GREEN)
+    w.step()
+    d = w.step(smoke=False, message="HTTP 500 from :predict")
+    assert d.phase is Phase.Degraded
+    w.target = "1"  # the registry agrees again with the version that serves
+    d = w.step()
+    assert d.phase is Phase.Stable and d.serving is BLUE and d.state.abort_reason is None
+    assert GREEN not in d.colours
+
+
 def test_progress_deadline_aborts() -> None:
     w = live(Policy(progress_deadline=60))
     w.target = "2"

@@ -281,8 +281,9 @@ class _Run:
         if target is None:
             return None
         if self.s.rejected is not None and target != self.s.rejected:
-            # The registry moved on: a new intent, earlier refusals no longer apply.
-            self.s = replace(self.s, rejected=None, pin=None)
+            # The registry moved on: a new intent, earlier refusals (and the abort they came
+            # from) no longer apply; moved back to what serves, the deployment is Stable again.
+            self.s = replace(self.s, rejected=None, pin=None, abort_reason=None)
         if target == self.s.rejected:
             return self.s.pin
         return target
