@@ -202,7 +202,10 @@ def silent_api_server() -> Iterator[SilentServer]:
 
 
 MD = {"metadata": {"name": NAME, "namespace": NS, "uid": "u1"}}
-ISVC = {"metadata": {"name": "titanic-green", "namespace": NS, "labels": {}, "annotations": {}}, "spec": {}}
+ISVC = {
+    "metadata": {"name": "titanic-green", "namespace": NS, "labels": {}, "annotations": {}},
+    "spec": {"predictor": {}},
+}
 SVC = {"metadata": {"name": NAME, "namespace": NS, "labels": {}}, "spec": {"selector": {}, "ports": []}}
 CALLS: dict[str, Any] = {
     "get_md": lambda k: k.get_md(NS, NAME),
