@@ -421,6 +421,10 @@ def start_kwok(state: State, kubeconfig: str) -> None:
             *[f"--config={s}" for s in stages],
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            # The heartbeat-with-lease stage refreshes node status only every ~10 minutes and
+            # relies on the Lease for liveness; without a lease duration kwok renews none, so the
+            # node went NotReady after each grace period and its pods stayed NotReady for good.
+            "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{state.ports['kwok']}",
             "--cidr=10.244.0.1/16",
             "--node-ip=10.0.0.1",
