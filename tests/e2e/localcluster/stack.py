@@ -242,6 +242,14 @@ def _predicts(gateway_url: str) -> bool:
 
 
 def up() -> Stack:
+    if os.environ.get("FERRY_CLUSTER", "local") != "local":
+        # kind (laptops with Docker) is not wired into `make up` yet: say so rather than quietly
+        # bringing up something else than asked for.
+        raise SystemExit(
+            f"FERRY_CLUSTER={os.environ['FERRY_CLUSTER']}: `make up` brings up the local real node only "
+            "(FERRY_CLUSTER=local, the default); on a laptop with Docker: "
+            "`make images kind-up deploy ENV=dev`"
+        )
     t0 = time.monotonic()
     total = 7
     _step(1, total, "tools (Go builds, cached by version)", tools.ensure_tools)
