@@ -247,8 +247,8 @@ def up() -> Stack:
         # bringing up something else than asked for.
         raise SystemExit(
             f"FERRY_CLUSTER={os.environ['FERRY_CLUSTER']}: `make up` brings up the local real node only "
-            "(FERRY_CLUSTER=local, the default); on a laptop with Docker: "
-            "`make images kind-up deploy ENV=dev`"
+            "(FERRY_CLUSTER=local, the default). On your own cluster: install KServe, then "
+            "`make images` and `make deploy ENV=dev` (charts/ferry/README.md)"
         )
     t0 = time.monotonic()
     total = 7
