@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from collections.abc import Callable
 
+# Listening ports come from below the kernel's ephemeral range (ip_local_port_range starts at
+# 32768): a port the kernel handed out by bind(0) is free now but can be taken by any outgoing
+# connection before the server we picked it for binds it (seen: KServe's metrics listener).
+# 30000-32767 stays clear too: Services' NodePorts live there on the real node.
+_LISTEN_PORTS = range(20000, 30000)
+_handed_out: set[int] = set()  # never the same port twice to one process (several are picked at once)
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(200):
+        port = random.choice(_LISTEN_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port in {_LISTEN_PORTS.start}-{_LISTEN_PORTS.stop - 1} after 200 tries")
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0, interval: float = 0.1) -> None:
