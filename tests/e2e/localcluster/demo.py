@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from localcluster.paths import REPO, local_dir
+from localcluster.stack import Stack
 
 PASSENGERS = [
     {"pclass": 3, "sex": "male", "age": 22.0, "sibsp": 1, "parch": 0, "fare": 7.25, "embarked": "S"},
@@ -67,40 +68,7 @@ class DemoFailure(Exception):
 # ---- the stack ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Stack:
-    kubeconfig: str
-    namespace: str
-    models_namespace: str
-    gateway_url: str
-    mlflow_url: str
-    registered_model: str
-    alias: str
-    deployment: str
-    api_keys: dict[str, str]
-    token: str
-    bin: str
-
-    @classmethod
-    def load(cls, path: Path) -> Stack:
-        if not path.is_file():
-            raise DemoFailure(
-                f"{path} is missing: run `make up` first (it starts the stack and writes that file)"
-            )
-        try:
-            doc = json.loads(path.read_text())
-        except ValueError as exc:
-            raise DemoFailure(f"{path} is not JSON ({exc}): run `make up` again") from None
-        missing = [f for f in cls.__dataclass_fields__ if f not in doc]
-        if missing:
-            raise DemoFailure(f"{path} lacks {', '.join(missing)}: run `make up` again")
-        stack = cls(**{f: doc[f] for f in cls.__dataclass_fields__})
-        for consumer in ("dev-free", "dev-pro"):
-            if consumer not in stack.api_keys:
-                raise DemoFailure(f"{path}: api_keys has no {consumer!r} key: run `make up` again")
-        if not Path(stack.kubeconfig).is_file():
-            raise DemoFailure(f"kubeconfig {stack.kubeconfig} (from {path}) is missing: run `make up` again")
-        return stack
+# What `make up` wrote to .local/stack.json: localcluster.stack.Stack.
 
 
 # ---- narration ---------------------------------------------------------------------------------
@@ -822,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     narrator = Narrator(colour=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     try:
         stack = Stack.load(args.stack)
-    except DemoFailure as exc:
+    except ValueError as exc:
         print(f"make demo: {exc}", file=sys.stderr)
         return 2
     only = {int(s) for s in args.steps.split(",")} if args.steps else None

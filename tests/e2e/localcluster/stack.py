@@ -81,11 +81,27 @@ class Stack:
     api_keys: dict[str, str] = field(default_factory=lambda: dict(DEV_KEYS))
 
     @classmethod
-    def load(cls) -> Stack:
-        path = stack_file()
-        if not path.exists():
-            raise SystemExit(f"{path} not found: run `make up` first")
-        return cls(**json.loads(path.read_text()))
+    def load(cls, path: Path | None = None) -> Stack:
+        """Read what `make up` wrote; ValueError naming the problem when it is missing or stale."""
+        path = path or stack_file()
+        if not path.is_file():
+            raise ValueError(
+                f"{path} is missing: run `make up` first (it starts the stack and writes that file)"
+            )
+        try:
+            doc = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path} is not JSON ({exc}): run `make up` again") from None
+        missing = [f for f in cls.__dataclass_fields__ if f not in doc]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)}: run `make up` again")
+        stack = cls(**{f: doc[f] for f in cls.__dataclass_fields__})
+        for consumer in DEV_KEYS:
+            if consumer not in stack.api_keys:
+                raise ValueError(f"{path}: api_keys has no {consumer!r} key: run `make up` again")
+        if not Path(stack.kubeconfig).is_file():
+            raise ValueError(f"kubeconfig {stack.kubeconfig} (from {path}) is missing: run `make up` again")
+        return stack
 
 
 def kubeconfig() -> Path:
