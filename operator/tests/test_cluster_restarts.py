@@ -22,7 +22,17 @@ from kubernetes.client.exceptions import ApiException
 from localcluster.procs import wait_for
 from operator_testing import RegisteredModel
 from test_cluster_operator import WAIT, OperatorProcess, condition, core, get_md, isvc, wait_phase
-from test_cluster_rollouts import actions, annotate, colour, patch_md, routes_to, start_stable, wait_status
+from test_cluster_rollouts import (
+    actions,
+    annotate,
+    colour,
+    hold_pods,
+    patch_md,
+    release_pods,
+    routes_to,
+    start_stable,
+    wait_status,
+)
 
 pytestmark = pytest.mark.cluster
 # The same fixtures, used by name (module scope: this file gets its own operator process).
@@ -88,24 +98,6 @@ class SelectorLog:
             if not out or out[-1] != c:
                 out.append(c)
         return out
-
-
-def hold_pods(api: client.ApiClient, ns: str) -> None:
-    """No room for another pod: a new colour's pods cannot be created, so it stays not Ready."""
-    quota = client.V1ResourceQuota(
-        metadata=client.V1ObjectMeta(name="one-pod"), spec=client.V1ResourceQuotaSpec(hard={"pods": "1"})
-    )
-    core(api).create_namespaced_resource_quota(ns, quota)
-
-    def counted() -> bool:
-        q = core(api).read_namespaced_resource_quota("one-pod", ns)
-        return bool(q.status and q.status.used and q.status.used.get("pods") == "1")
-
-    wait_for("quota counts the active colour's pod", counted, WAIT)
-
-
-def release_pods(api: client.ApiClient, ns: str) -> None:
-    core(api).delete_namespaced_resource_quota("one-pod", ns)
 
 
 def restart(proc: OperatorProcess) -> None:

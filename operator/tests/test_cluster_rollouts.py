@@ -89,22 +89,30 @@ def start_stable(
     return md
 
 
+def hold_pods(api: client.ApiClient, ns: str) -> None:
+    """No room for another pod: a new colour's pods cannot be created, so it stays not Ready."""
+    quota = client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="one-pod"), spec=client.V1ResourceQuotaSpec(hard={"pods": "1"})
+    )
+    core(api).create_namespaced_resource_quota(ns, quota)
+
+    def counted() -> bool:
+        q = core(api).read_namespaced_resource_quota("one-pod", ns)
+        return bool(q.status and q.status.used and q.status.used.get("pods") == "1")
+
+    wait_for("quota counts the active colour's pod", counted, WAIT)
+
+
+def release_pods(api: client.ApiClient, ns: str) -> None:
+    core(api).delete_namespaced_resource_quota("one-pod", ns)
+
+
 def test_progress_deadline_aborts_and_blue_keeps_serving(
     api: client.ApiClient, namespace: str, operator_proc: OperatorProcess, registered_model: RegisteredModel
 ) -> None:
     v1, v2 = registered_model.versions[:2]
     start_stable(api, namespace, "dl", registered_model, rollout={"progressDeadlineSeconds": 30})
-    # No room for another pod: green's pods are never created, so green never becomes Ready.
-    quota = client.V1ResourceQuota(
-        metadata=client.V1ObjectMeta(name="one-pod"), spec=client.V1ResourceQuotaSpec(hard={"pods": "1"})
-    )
-    core(api).create_namespaced_resource_quota(namespace, quota)
-
-    def counted() -> bool:
-        q = core(api).read_namespaced_resource_quota("one-pod", namespace)
-        return bool(q.status and q.status.used and q.status.used.get("pods") == "1")
-
-    wait_for("quota counts blue's pod", counted, WAIT)
+    hold_pods(api, namespace)  # green's pods are never created, so green never becomes Ready
     patch_md(api, namespace, "dl", {"spec": {"model": {"version": v2}}})
     md = wait_phase(api, namespace, "dl", "Deploying")
     assert md["status"]["preview"]["color"] == "green" and colour(api, namespace, "dl") != "green"
