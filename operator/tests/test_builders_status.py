@@ -193,3 +193,12 @@ def test_merge_patch_turns_old_into_new(old: dict[str, Any], new: dict[str, Any]
         return out
 
     assert apply(old, merge_patch(old, new)) == new
+
+
+def test_a_patch_to_the_new_predictor_shape_removes_the_old_one() -> None:
+    from ferry_operator.kube import _stale_predictor_keys
+
+    desired = inference_service(OWNER, SPEC, Color.green, "titanic-survival", "4", 2, SETTINGS)
+    written_by_an_older_operator = {"spec": {"predictor": {"model": {"runtime": "ferry-mlflow"}}}}
+    assert _stale_predictor_keys(written_by_an_older_operator, desired) == {"model": None}
+    assert _stale_predictor_keys(desired, desired) == {}

@@ -147,9 +147,10 @@ class Kube:
             "metadata": {k: desired["metadata"][k] for k in ("labels", "annotations")},
             "spec": desired["spec"],
         }
-        if contains(live, want) and not _stale_predictor_keys(live, desired):
+        stale = _stale_predictor_keys(live, desired)
+        if contains(live, want) and not stale:
             return "unchanged"
-        if stale := _stale_predictor_keys(live, desired):
+        if stale:
             # A merge patch keeps keys it does not mention: an InferenceService written by an
             # operator that used `model` must lose it when `containers` replaces it, and back.
             want = {
