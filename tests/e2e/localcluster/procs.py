@@ -30,16 +30,29 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {_LISTEN_PORTS.start}-{_LISTEN_PORTS.stop - 1} after 200 tries")
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0, interval: float = 0.1) -> None:
-    """Poll ``check`` until it returns true; raise with ``what`` in the message at the deadline."""
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float = 60.0,
+    interval: float = 0.1,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Poll ``check`` until it returns true; raise with ``what`` in the message at the deadline.
+
+    ``progress``, when given, hears "still waiting" every 30 s, so a long wait shows it is alive.
+    """
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
+    said = time.monotonic()
     while time.monotonic() < deadline:
         try:
             if check():
                 return
         except Exception as exc:  # the thing we wait for is allowed to fail until the deadline
             last = exc
+        if progress is not None and time.monotonic() - said > 30:
+            progress(f"  still waiting for {what} ...")
+            said = time.monotonic()
         time.sleep(interval)
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s" + (f": {last!r}" if last else ""))
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import cluster, images, tools
 from .paths import local_dir
+from .procs import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "ferry"
@@ -112,30 +113,10 @@ def bin_path() -> str:
     return ":".join(str(t.bindir) for t in tools.ALL)
 
 
-def kubectl(*args: str, check: bool = True, input: str | None = None) -> str:
-    argv = [str(tools.bin_path("kubectl")), f"--kubeconfig={kubeconfig()}", *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=600)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = 0.0
-    while True:
-        try:
-            if check():
-                return
-        except (OSError, RuntimeError, urllib.error.URLError, json.JSONDecodeError):
-            pass  # not there yet: services come up, connections are refused meanwhile
-        now = time.monotonic()
-        if now > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        if now - last > 30:
-            log(f"  still waiting for {what} ...")
-            last = now
-        time.sleep(interval)
+def kubectl(*args: str, check: bool = True) -> str:
+    """kubectl against the real node (``cluster.kubectl`` once the real node is selected)."""
+    cluster.select("real")
+    return cluster.kubectl(*args, check=check).stdout
 
 
 def _step(n: int, total: int, title: str, fn: Callable[[], Any]) -> Any:
@@ -243,7 +224,7 @@ def _md_phase() -> str:
 def apply_sample() -> None:
     print(f"  $ kubectl apply -n {NAMESPACE} -f manifests/samples/titanic.yaml")
     kubectl("apply", "-n", NAMESPACE, "-f", str(SAMPLE))
-    wait_for(f"ModelDeployment {DEPLOYMENT} Stable", lambda: _md_phase() == "Stable", 600, interval=3)
+    wait_for(f"ModelDeployment {DEPLOYMENT} Stable", lambda: _md_phase() == "Stable", 600, 3, progress=log)
 
 
 def dev_token() -> str:
@@ -292,7 +273,7 @@ def up() -> Stack:
         7,
         total,
         "first prediction through the gateway",
-        lambda: wait_for("a prediction", lambda: _predicts(gateway), 120),
+        lambda: wait_for("a prediction", lambda: _predicts(gateway), 120, 2, progress=log),
     )
     stack.token = dev_token()
     stack_file().write_text(json.dumps(asdict(stack), indent=2) + "\n")
