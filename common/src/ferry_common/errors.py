@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from ferry_common.timefmt import format_time
 
 
 class ErrorCode(enum.StrEnum):
@@ -20,6 +21,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_JSON = "INVALID_JSON"
     INVALID_INPUT = "INVALID_INPUT"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
     NOT_FOUND = "NOT_FOUND"
@@ -38,6 +40,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_JSON: 400,
     ErrorCode.INVALID_INPUT: 422,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
@@ -97,5 +100,5 @@ def envelope(
         "message": message,
         "details": [d.to_dict() for d in details or []],
         "request_id": request_id or new_request_id(),
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": format_time(timespec="milliseconds"),
     }

@@ -1,0 +1,1 @@
+"""Dev only: the local clusters (kwok and a real node), `make up` and `make demo`. No product package imports it."""
