@@ -26,7 +26,7 @@ from . import images, tools
 from .procs import wait_for
 
 if TYPE_CHECKING:
-    from .cluster import State
+    from .cluster import Cluster, State
     from .pki import CA
 
 NODE_NAME = "ferry-node-0"
@@ -149,18 +149,18 @@ def _cni_config() -> str:
     )
 
 
-def start(state: State, ca: CA) -> str:
+def start(cluster: Cluster, state: State, ca: CA) -> str:
     """Start containerd, kubelet and kube-proxy; return the node's name."""
-    from .cluster import _kubeconfig, _running, _spawn, log, state_dir
+    from .cluster import _kubeconfig, log
 
-    sd = state_dir()
+    sd = cluster.state_dir
     (sd / "containerd").mkdir(parents=True, exist_ok=True)
     (sd / "cni").mkdir(parents=True, exist_ok=True)
     (sd / "containerd.toml").write_text(_containerd_config(sd))
     (sd / "cni" / "10-ferry.conflist").write_text(_cni_config().replace("CNI_DATA_DIR", str(sd / "cni-ipam")))
     sock = sd / "containerd" / "containerd.sock"
-    _spawn(state, "containerd", ["containerd", "--config", str(sd / "containerd.toml")])
-    wait_for("containerd socket", lambda: _running(state, "containerd") and sock.exists(), 30, 0.1)
+    cluster.spawn(state, "containerd", ["containerd", "--config", str(sd / "containerd.toml")])
+    wait_for("containerd socket", lambda: cluster.running(state, "containerd") and sock.exists(), 30, 0.1)
     ctr = ["ctr", "--address", str(sock)]
     for ref, archive in images.ensure_images().items():
         images.import_into(ctr, ref, archive)
@@ -215,7 +215,7 @@ def start(state: State, ca: CA) -> str:
         "podCIDR": POD_CIDR,
     }
     (sd / "kubelet.yaml").write_text(yaml.safe_dump(config))
-    _spawn(
+    cluster.spawn(
         state,
         "kubelet",
         [
@@ -243,9 +243,11 @@ def start(state: State, ca: CA) -> str:
         "conntrack": {"maxPerCore": 0, "min": 0},
     }
     (sd / "kube-proxy.yaml").write_text(yaml.safe_dump(proxy_config))
-    _spawn(state, "kube-proxy", [str(tools.bin_path("kube-proxy")), f"--config={sd / 'kube-proxy.yaml'}"])
-    start_dns(state)
-    start_metrics_server(state, ca)
+    cluster.spawn(
+        state, "kube-proxy", [str(tools.bin_path("kube-proxy")), f"--config={sd / 'kube-proxy.yaml'}"]
+    )
+    start_dns(cluster, state)
+    start_metrics_server(cluster, state, ca)
     return NODE_NAME
 
 
@@ -284,12 +286,10 @@ def _host_service(
     ]
 
 
-def start_dns(state: State) -> None:
+def start_dns(cluster: Cluster, state: State) -> None:
     """CoreDNS on the node's address answering cluster.local, and nothing else: pods get
     NXDOMAIN for outside names instead of queries leaving the machine."""
-    from .cluster import _spawn, kubectl, state_dir
-
-    sd = state_dir()
+    sd = cluster.state_dir
     corefile = f"""cluster.local:53 in-addr.arpa:53 {{
     bind {NODE_IP}
     errors
@@ -307,21 +307,21 @@ def start_dns(state: State) -> None:
 }}
 """
     (sd / "Corefile").write_text(corefile)
-    _spawn(state, "coredns", [str(tools.bin_path("coredns")), "-conf", str(sd / "Corefile")])
+    cluster.spawn(state, "coredns", [str(tools.bin_path("coredns")), "-conf", str(sd / "Corefile")])
     dns_ports = [
         {"name": "dns", "port": 53, "targetPort": 53, "protocol": "UDP"},
         {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP"},
     ]
-    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(_host_service("kube-dns", CLUSTER_DNS, dns_ports)))
+    cluster.kubectl(
+        "apply", "-f", "-", input=yaml.safe_dump_all(_host_service("kube-dns", CLUSTER_DNS, dns_ports))
+    )
 
 
-def start_metrics_server(state: State, ca: CA) -> None:
+def start_metrics_server(cluster: Cluster, state: State, ca: CA) -> None:
     """metrics-server, so HPAs see real CPU, registered through the aggregation layer."""
     import base64
 
-    from .cluster import _spawn, kubectl, state_dir
-
-    sd = state_dir()
+    sd = cluster.state_dir
     crt, key = ca.issue(
         "metrics-server",
         "metrics-server",
@@ -333,7 +333,7 @@ def start_metrics_server(state: State, ca: CA) -> None:
     )
     kc = str(sd / "admin.kubeconfig")
     port = state.ports["metrics_server"]
-    _spawn(
+    cluster.spawn(
         state,
         "metrics-server",
         [
@@ -369,7 +369,7 @@ def start_metrics_server(state: State, ca: CA) -> None:
             },
         }
     )
-    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")

@@ -106,7 +106,7 @@ class Stack:
 
 
 def kubeconfig() -> Path:
-    return cluster.root_for("real") / "kubeconfig"
+    return cluster.REAL.kubeconfig_path
 
 
 def bin_path() -> str:
@@ -114,9 +114,8 @@ def bin_path() -> str:
 
 
 def kubectl(*args: str, check: bool = True) -> str:
-    """kubectl against the real node (``cluster.kubectl`` once the real node is selected)."""
-    cluster.select("real")
-    return cluster.kubectl(*args, check=check).stdout
+    """kubectl against the real node."""
+    return cluster.REAL.kubectl(*args, check=check).stdout
 
 
 def _step(n: int, total: int, title: str, fn: Callable[[], Any]) -> Any:
@@ -207,11 +206,7 @@ def train(mlflow_url: str) -> None:
     if _has_champion(mlflow_url):
         log(f"  {REGISTERED_MODEL}@{ALIAS} already registered: not training again")
         return
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": mlflow_url,
-        "PYTHONPATH": f"{REPO / 'mlflow'}:{os.environ.get('PYTHONPATH', '')}",
-    }
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_url}
     print(f"  $ MLFLOW_TRACKING_URI={mlflow_url} make train")
     subprocess.run([sys.executable, "-m", "ferry_mlflow_example"], env=env, check=True, timeout=900)
 
@@ -250,8 +245,7 @@ def up() -> Stack:
     t0 = time.monotonic()
     total = 7
     _step(1, total, "tools (Go builds, cached by version)", tools.ensure_tools)
-    cluster.select("real")
-    _step(2, total, "the real node (kubelet, containerd, KServe)", cluster.up)
+    _step(2, total, "the real node (kubelet, containerd, KServe)", cluster.REAL.up)
     _step(3, total, "images (buildah, cached) imported into containerd", images.import_ferry_images)
     _step(4, total, "helm install the chart with dev values", install_chart)
     gateway = f"http://{_cluster_ip(f'{RELEASE}-gateway')}:{_service_port(f'{RELEASE}-gateway')}"
@@ -299,8 +293,7 @@ Next: make demo     (and: kubectl ferry status {DEPLOYMENT} -n {NAMESPACE}; make
 
 
 def down() -> None:
-    cluster.select("real")
-    cluster.down()
+    cluster.REAL.down()
     stack_file().unlink(missing_ok=True)
     log("the stack is down (the real node and everything on it removed; caches kept)")
 
@@ -308,7 +301,7 @@ def down() -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m localcluster.stack", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m ferry_devcluster.stack", description=__doc__)
     p.add_argument("cmd", choices=("up", "down"))
     args = p.parse_args(argv)
     if args.cmd == "up":

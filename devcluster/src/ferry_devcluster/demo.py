@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
-from localcluster.paths import REPO, local_dir
-from localcluster.stack import Stack
+from .paths import REPO, local_dir
+from .stack import Stack
 
 PASSENGERS = [
     {"pclass": 3, "sex": "male", "age": 22.0, "sibsp": 1, "parch": 0, "fare": 7.25, "embarked": "S"},
@@ -68,7 +68,7 @@ class DemoFailure(Exception):
 # ---- the stack ---------------------------------------------------------------------------------
 
 
-# What `make up` wrote to .local/stack.json: localcluster.stack.Stack.
+# What `make up` wrote to .local/stack.json: ferry_devcluster.stack.Stack.
 
 
 # ---- narration ---------------------------------------------------------------------------------
@@ -362,16 +362,10 @@ class Demo:
             f"r = train.train_and_register({json.dumps(variant)}, x, y, MlflowClient()); "
             "print(json.dumps([r.version, r.accuracy]))"
         )
-        self.n.command(
-            f"MLFLOW_TRACKING_URI={self.s.mlflow_url} PYTHONPATH=mlflow uv run python -c {shlex.quote(code)}"
-        )
+        self.n.command(f"MLFLOW_TRACKING_URI={self.s.mlflow_url} uv run python -c {shlex.quote(code)}")
         self.n.say("training and uploading the model (10-60 s) ...")
         started = time.monotonic()
-        env = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": self.s.mlflow_url,
-            "PYTHONPATH": os.pathsep.join([str(REPO / "mlflow"), os.environ.get("PYTHONPATH", "")]),
-        }
+        env = {**os.environ, "MLFLOW_TRACKING_URI": self.s.mlflow_url}
         try:
             proc = subprocess.run(
                 [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900, cwd=REPO

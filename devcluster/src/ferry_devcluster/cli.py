@@ -9,7 +9,7 @@ from . import cluster, images, tools
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="localcluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ferry_devcluster", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_tools = sub.add_parser(
         "tools", help="build etcd, Kubernetes, kwok, helm and KServe from Go modules (cached)"
@@ -28,20 +28,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--node",
         choices=cluster.NODE_KINDS,
-        default=cluster.node_kind(),
+        default=cluster.default_node(),
         help="kwok: fake nodes under .local/ (fast suites); real: kubelet + containerd under .local/e2e/ "
         "(default from FERRY_NODE, else kwok)",
     )
     args = parser.parse_args(argv)
-    cluster.select(args.node)
+    local = cluster.Cluster(args.node)
     if args.cmd == "tools":
         tools.ensure_tools(force=args.force)
     elif args.cmd == "up":
-        cluster.up()
+        local.up()
     elif args.cmd == "down":
-        cluster.down()
+        local.down()
     elif args.cmd == "status":
-        up = cluster.is_up()
+        up = local.is_up()
         print("up" if up else "down")
         sys.exit(0 if up else 1)
     elif args.cmd == "images":

@@ -164,7 +164,7 @@ OPERATOR = FerryImage("ferry-operator", "operator/Containerfile", _python_source
 GATEWAY = FerryImage("ferry-gateway", "gateway/Containerfile", _python_sources("gateway"))
 PREDICTOR = FerryImage("ferry-predictor", "predictor/Containerfile", _python_sources("predictor"))
 MLFLOW = FerryImage("ferry-mlflow", "mlflow/Containerfile", ())
-REDIS = FerryImage("redis", "tests/e2e/localcluster/redis.Containerfile", (), tag="7")
+REDIS = FerryImage("redis", "devcluster/src/ferry_devcluster/redis.Containerfile", (), tag="7")
 FERRY_IMAGES = (OPERATOR, GATEWAY, PREDICTOR, MLFLOW, REDIS)
 
 
@@ -371,9 +371,9 @@ def cached_ferry_images() -> dict[str, Path]:
 
 def real_node_ctr() -> list[str] | None:
     """``ctr`` pointed at the running real node's containerd, or None when it is not up."""
-    from .cluster import root_for
+    from .cluster import REAL
 
-    sock = root_for("real") / "cluster" / "containerd" / "containerd.sock"
+    sock = REAL.state_dir / "containerd" / "containerd.sock"
     ctr = ["ctr", "--address", str(sock)]
     if not sock.exists() or subprocess.run([*ctr, "version"], capture_output=True).returncode != 0:
         return None
