@@ -1,14 +1,105 @@
-"""Session-wide fixtures backed by real servers (see tests/e2e/fixtures)."""
+"""The test tiers, applied by location, and the session-wide fixtures backed by real servers.
+
+Every test file lives in a tier folder, ``.../tests/<tier>/...`` anywhere in the repository, and
+gets that tier's marker here (never by hand):
+
+* ``unit``: pure code and in-process ASGI calls; no subprocess, no listening socket (enforced
+  below: starting either fails the test);
+* ``process``: real local servers and processes (Redis, MLflow, Prometheus, uvicorn on loopback);
+* ``cluster``: the local kwok Kubernetes cluster;
+* ``node``: the local real node, or the whole stack on it (``make up``).
+
+A test file in no tier folder is a collection error naming it, so nothing runs outside a tier.
+``make test-<tier>`` runs ``pytest -m <tier>``.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import socket
+import subprocess
+import sys
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
-from fixtures.servers import Server, mlflow_server, redis_server
-from localcluster.stack import Stack
+from ferry_devcluster import cluster
+from ferry_devcluster.stack import Stack
+from ferry_testing.servers import Server, mlflow_server, redis_server
+
+TIERS = ("unit", "process", "cluster", "node")
+
+
+def tier_of(path: Path) -> str | None:
+    """The tier of a test file: the folder right below a ``tests`` folder, if it names one."""
+    parts = path.parts
+    for i, part in enumerate(parts[:-2]):
+        if part == "tests" and parts[i + 1] in TIERS:
+            return parts[i + 1]
+    return None
+
+
+class _Untiered(pytest.Module):
+    """A test file outside every tier folder: reported as a collection error, never run."""
+
+    def collect(self) -> NoReturn:
+        raise self.CollectError(
+            f"{self.path}: a test file must live in a tier folder, tests/{{{','.join(TIERS)}}}/ "
+            "(see the root conftest.py)"
+        )
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if tier_of(module_path) is None:
+        return _Untiered.from_parent(parent, path=module_path)
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item.path)
+        assert tier is not None  # untiered files never yield items (_Untiered)
+        item.add_marker(getattr(pytest.mark, tier))
+
+
+def _no_server(what: str) -> Any:
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        raise RuntimeError(f"a unit test may not {what}: move the test to a process/ (or later) tier folder")
+
+    return refuse
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    with _unit_guard(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _unit_guard(item):
+        return (yield)
+
+
+class _unit_guard:
+    """For unit items, during fixture setup and the test itself: no child process, no listener.
+
+    Patched on the classes, so ``from subprocess import Popen`` and asyncio's servers are caught
+    too. Teardown is left alone: session fixtures of other tiers may end after a unit test.
+    """
+
+    def __init__(self, item: pytest.Item) -> None:
+        self.active = item.get_closest_marker("unit") is not None
+        self.patch = pytest.MonkeyPatch()
+
+    def __enter__(self) -> None:
+        if self.active:
+            self.patch.setattr(subprocess.Popen, "__init__", _no_server("start a subprocess"))
+            self.patch.setattr(socket.socket, "listen", _no_server("listen on a socket"))
+
+    def __exit__(self, *exc: object) -> None:
+        self.patch.undo()
 
 
 @pytest.fixture(scope="session")
@@ -32,29 +123,21 @@ def mlflow_uri(mlflow_tracking: Server) -> str:
 
 @pytest.fixture(scope="session")
 def kubeconfig() -> str:
-    """The local cluster's admin kubeconfig: reuses a running cluster or starts one.
+    """The local kwok cluster's admin kubeconfig: reuses a running cluster or starts one.
 
     A cluster this fixture started is left running (stop it with `make cluster-down`) so the next
     run starts in seconds; set FERRY_CLUSTER_TEARDOWN=1 to stop it at the end of the session.
     """
-    from localcluster import cluster
-
-    cluster.up()
-    return str(cluster.kubeconfig_path())
+    cluster.KWOK.up()
+    return str(cluster.KWOK.kubeconfig_path)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _cluster_teardown() -> Iterator[None]:
     yield
     if os.environ.get("FERRY_CLUSTER_TEARDOWN") == "1":
-        import subprocess
-        import sys
-
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "tests" / "e2e")}
-        for node in ("real", "kwok"):
-            subprocess.run(
-                [sys.executable, "-m", "localcluster", "--node", node, "down"], env=env, check=False
-            )
+        for node in cluster.NODE_KINDS:
+            subprocess.run([sys.executable, "-m", "ferry_devcluster", "--node", node, "down"], check=False)
 
 
 @pytest.fixture(scope="session")
@@ -64,17 +147,8 @@ def real_kubeconfig() -> str:
     Started in a subprocess: it is a different cluster from `kubeconfig`'s kwok one, with its
     own state under .local/e2e. Left running like the kwok cluster unless FERRY_CLUSTER_TEARDOWN=1.
     """
-    import subprocess
-    import sys
-
-    from localcluster import cluster
-
-    subprocess.run(
-        [sys.executable, "-m", "localcluster", "--node", "real", "up"],
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent / "tests" / "e2e")},
-    )
-    return str(cluster.root_for("real") / "kubeconfig")
+    subprocess.run([sys.executable, "-m", "ferry_devcluster", "--node", "real", "up"], check=True)
+    return str(cluster.REAL.kubeconfig_path)
 
 
 @pytest.fixture(scope="session")
@@ -84,12 +158,5 @@ def stack() -> Stack:
     `make up` runs in a subprocess so its progress shows with `pytest -s` and a failure there
     reads like the command's own output.
     """
-    import subprocess
-    import sys
-
-    subprocess.run(
-        [sys.executable, "-m", "localcluster.stack", "up"],
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent / "tests" / "e2e")},
-    )
+    subprocess.run([sys.executable, "-m", "ferry_devcluster.stack", "up"], check=True)
     return Stack.load()
