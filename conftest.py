@@ -125,7 +125,7 @@ def mlflow_uri(mlflow_tracking: Server) -> str:
 def kubeconfig() -> str:
     """The local kwok cluster's admin kubeconfig: reuses a running cluster or starts one.
 
-    A cluster this fixture started is left running (stop it with `make cluster-down`) so the next
+    A cluster this fixture started is left running (stop it with `make stop-cluster`) so the next
     run starts in seconds; set FERRY_CLUSTER_TEARDOWN=1 to stop it at the end of the session.
     """
     cluster.KWOK.up()

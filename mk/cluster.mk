@@ -1,26 +1,30 @@
-# The local Kubernetes control plane (tests/e2e/localcluster).
+# The local Kubernetes clusters (devcluster/src/ferry_devcluster): kwok's fake nodes or a real node.
 
-.PHONY: deps tools cluster-up cluster-down cluster-status cluster-bin local-images
+NODE ?= kwok
+
+.PHONY: deps tools load-images start-cluster stop-cluster check-cluster print-path
+
+##@ Build
 
 deps: ## install the system packages and uv that a fresh machine lacks, then the Python workspace
 	@bash .ci/deps.sh
 
 tools: ## build etcd, Kubernetes, kwok, helm and KServe from their Go modules (cached by version)
-	@$(LOCALCLUSTER) tools
+	@$(DEVCLUSTER) tools
 
-NODE ?= kwok
+load-images: tools ## build Ferry's images (operator, gateway, predictor, mlflow, redis) with buildah, cached; import them into the real node if it is up
+	@$(DEVCLUSTER) --node real images
 
-cluster-up: tools ## start the local cluster (NODE=kwok: fake nodes, .local/kubeconfig; NODE=real: a real node, .local/e2e/kubeconfig)
-	@$(LOCALCLUSTER) --node $(NODE) up
+##@ Cluster
 
-cluster-down: ## stop the local cluster (NODE=kwok|real) and remove its state
-	@$(LOCALCLUSTER) --node $(NODE) down
+start-cluster: tools ## start the local cluster (NODE=kwok: fake nodes, .local/kubeconfig; NODE=real: a real node, .local/e2e/kubeconfig)
+	@$(DEVCLUSTER) --node $(NODE) up
 
-cluster-status: ## say whether the local cluster (NODE=kwok|real) is up
-	@$(LOCALCLUSTER) --node $(NODE) status
+stop-cluster: ## stop the local cluster (NODE=kwok|real) and remove its state
+	@$(DEVCLUSTER) --node $(NODE) down
 
-cluster-bin: ## print the PATH entries of the built binaries (kubectl, helm, ...)
-	@$(LOCALCLUSTER) bin
+check-cluster: ## say whether the local cluster (NODE=kwok|real) is up (exit 1 if not)
+	@$(DEVCLUSTER) --node $(NODE) status
 
-local-images: tools ## build Ferry's images (operator, gateway, predictor, mlflow, redis) with buildah, cached; import them into the real node if it is up
-	@$(LOCALCLUSTER) --node real images
+print-path: ## print the PATH entries of the built binaries (kubectl, helm, ...)
+	@$(DEVCLUSTER) bin

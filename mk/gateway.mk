@@ -11,7 +11,7 @@ run-gateway: ## gateway in dev mode on GATEWAY_PORT (REDIS_URL from env, dev con
 
 bench-gateway: ## gateway overhead vs direct (c=1/32/128), req/s, Redis round trips -> .local/bench/gateway.json
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian)"; apt-get install -y -qq wrk >/dev/null || sudo apt-get install -y -qq wrk; }
-	PYTHONPATH=tests/e2e $(PY) gateway/bench/bench_gateway.py --out .local/bench/gateway.json
+	$(PY) gateway/bench/bench_gateway.py --out .local/bench/gateway.json
 
 test-gateway: ## gateway tests: real Redis, loopback upstreams, JWT attacks, OpenAPI fuzzing
 	$(UV) run --frozen pytest gateway/tests -q

@@ -2,8 +2,10 @@
 
 .PHONY: up down
 
+##@ Run
+
 up: deps ## bring up everything on a local real node: cluster, images, chart (dev values), Titanic model, sample ModelDeployment
-	@$(LOCALCLUSTER).stack up
+	@$(DEVCLUSTER).stack up
 
 down: ## remove what make up brought up (the real node and all on it; build caches are kept)
-	@$(LOCALCLUSTER).stack down
+	@$(DEVCLUSTER).stack down

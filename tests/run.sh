@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint and types, then every pytest suite; prints how long each phase took.
+# `make test`: lint and types, then each test tier in its own pytest run (unit, process, cluster,
+# node; see the root conftest.py); prints how long each phase took. Extra arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 declare -a report=()
@@ -17,8 +18,10 @@ phase() {
 }
 
 phase lint make --no-print-directory lint
-# pytest exits 5 when it collected nothing: that is a failure here, never a pass.
-phase pytest uv run --frozen pytest --timeout=900 -p no:cacheprovider "$@"
+for tier in unit process cluster node; do
+  # pytest exits 5 when it collected nothing: a tier with no tests is a failure here, never a pass.
+  phase "$tier" uv run --frozen pytest -m "$tier" --timeout=900 -p no:cacheprovider "$@"
+done
 
 echo
 echo "==> timings"

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
             images.import_all(ctr, archives)
         elif args.node == "real":
             print(
-                "the real node is not up: images are cached and get imported by `make cluster-up NODE=real`"
+                "the real node is not up: images are cached and get imported by "
+                "`make start-cluster NODE=real`"
             )
         print(
             "helm --set for these images: "

@@ -213,7 +213,7 @@ class Cluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
-                start_new_session=True,  # outlives `make cluster-up`; stopped by `down` via its group
+                start_new_session=True,  # outlives `make start-cluster`; stopped by `down` via its group
             )
         state.pids[name] = proc.pid
         state.save()

@@ -405,7 +405,7 @@ def import_ferry_images(force: bool = False) -> None:
     archives = {**ensure_images(), **ferry_images(force=force)}
     ctr = real_node_ctr()
     if ctr is None:
-        raise SystemExit("the real node is not up: `make cluster-up NODE=real` first")
+        raise SystemExit("the real node is not up: `make start-cluster NODE=real` first")
     import_all(ctr, archives)
 
 

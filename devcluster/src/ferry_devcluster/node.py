@@ -66,7 +66,7 @@ def claim(sd: Path) -> None:
     if owner is not None and owner != sd and (owner / "state.json").exists():
         raise SystemExit(
             f"a real-node cluster of another checkout is running ({owner}); stop it there with "
-            "`make cluster-down NODE=real` first"
+            "`make stop-cluster NODE=real` first"
         )
     OWNER_FILE.write_text(str(sd))
 
@@ -165,7 +165,7 @@ def start(cluster: Cluster, state: State, ca: CA) -> str:
     for ref, archive in images.ensure_images().items():
         images.import_into(ctr, ref, archive)
     # Ferry's own images only when already built for the current sources (building them all
-    # takes minutes; `make local-images` does that and imports them into a running node).
+    # takes minutes; `make load-images` does that and imports them into a running node).
     ferry = images.cached_ferry_images()
     images.import_all(ctr, ferry)
     missing = [i.ref for i in images.FERRY_IMAGES if i.ref not in ferry]

@@ -1,4 +1,4 @@
-"""``python -m ferry_mlflow_example.server up|down``: the local MLflow server behind ``make mlflow-up``.
+"""``python -m ferry_mlflow_example.server up|down``: the local MLflow server behind ``make start-mlflow``.
 
 State lives under ``.local/mlflow`` (sqlite registry, artifacts, log, pid file), so ``up`` is
 idempotent and ``down`` stops exactly the process ``up`` started.

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ferry_devcluster import tools, versions
+from ferry_devcluster.procs import wait_for
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-from localcluster import tools, versions
-from localcluster.procs import wait_for
 
-pytestmark = pytest.mark.cluster
 CHARTS = Path(__file__).parent / "charts"
 
 

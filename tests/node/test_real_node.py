@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ferry_devcluster import images
+from ferry_devcluster.procs import wait_for
 from kubernetes import client, config
-from localcluster import images
-from localcluster.procs import wait_for
-
-pytestmark = pytest.mark.cluster
 
 # A tiny HTTP server that answers with its pod's name: enough to see load balancing.
 SERVER = """

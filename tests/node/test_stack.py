@@ -16,12 +16,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from ferry_common.contract import API_VERSION, GROUP, MODEL_DEPLOYMENT, VERSION
+from ferry_devcluster.stack import RELEASE, Stack
+from ferry_testing.traffic import ROW, Traffic
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-from localcluster.stack import RELEASE, Stack
-from traffic import ROW, Traffic
 
-GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "modeldeployments"
+PLURAL = MODEL_DEPLOYMENT.plural
 ROLLOUT_WAIT = 420.0  # a new colour: pod start, model download and load, smoke test, on 2 busy cores
 
 pytestmark = pytest.mark.timeout(1200)
@@ -75,8 +76,8 @@ class Deployment:
     def create(self, version: str, **spec: Any) -> None:
         self.move_alias(version)
         body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ModelDeployment",
+            "apiVersion": API_VERSION,
+            "kind": MODEL_DEPLOYMENT.kind,
             "metadata": {"name": self.name},
             "spec": {"model": {"name": self.stack.registered_model, "alias": self.alias}, **spec},
         }
