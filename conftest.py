@@ -3,8 +3,8 @@
 Every test file lives in a tier folder, ``.../tests/<tier>/...`` anywhere in the repository, and
 gets that tier's marker here (never by hand):
 
-* ``unit``: pure code and in-process ASGI calls; no subprocess, no listening socket (enforced
-  below: starting either fails the test);
+* ``unit``: pure code and in-process ASGI calls; no subprocess, no listening socket (enforced:
+  starting either fails the test, see ``ferry_testing.tiers.UnitGuard``);
 * ``process``: real local servers and processes (Redis, MLflow, Prometheus, uvicorn on loopback);
 * ``cluster``: the local kwok Kubernetes cluster;
 * ``node``: the local real node, or the whole stack on it (``make up``).
@@ -16,90 +16,43 @@ A test file in no tier folder is a collection error naming it, so nothing runs o
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
 
 import pytest
 from ferry_devcluster import cluster
 from ferry_devcluster.stack import Stack
 from ferry_testing.servers import Server, mlflow_server, redis_server
-
-TIERS = ("unit", "process", "cluster", "node")
-
-
-def tier_of(path: Path) -> str | None:
-    """The tier of a test file: the folder right below a ``tests`` folder, if it names one."""
-    parts = path.parts
-    for i, part in enumerate(parts[:-2]):
-        if part == "tests" and parts[i + 1] in TIERS:
-            return parts[i + 1]
-    return None
-
-
-class _Untiered(pytest.Module):
-    """A test file outside every tier folder: reported as a collection error, never run."""
-
-    def collect(self) -> NoReturn:
-        raise self.CollectError(
-            f"{self.path}: a test file must live in a tier folder, tests/{{{','.join(TIERS)}}}/ "
-            "(see the root conftest.py)"
-        )
+from ferry_testing.tiers import UnitGuard, UntieredModule, tier_of
 
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     if tier_of(module_path) is None:
-        return _Untiered.from_parent(parent, path=module_path)
+        return UntieredModule.from_parent(parent, path=module_path)
     return None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         tier = tier_of(item.path)
-        assert tier is not None  # untiered files never yield items (_Untiered)
+        assert tier is not None  # untiered files yield no items (UntieredModule)
         item.add_marker(getattr(pytest.mark, tier))
 
 
-def _no_server(what: str) -> Any:
-    def refuse(*args: object, **kwargs: object) -> NoReturn:
-        raise RuntimeError(f"a unit test may not {what}: move the test to a process/ (or later) tier folder")
-
-    return refuse
-
-
+# Unit items run their fixture setup and the test itself under the guard. Teardown is left alone:
+# session fixtures of other tiers may end after a unit test.
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    with _unit_guard(item):
+    with UnitGuard(item.get_closest_marker("unit") is not None):
         return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    with _unit_guard(item):
+    with UnitGuard(item.get_closest_marker("unit") is not None):
         return (yield)
-
-
-class _unit_guard:
-    """For unit items, during fixture setup and the test itself: no child process, no listener.
-
-    Patched on the classes, so ``from subprocess import Popen`` and asyncio's servers are caught
-    too. Teardown is left alone: session fixtures of other tiers may end after a unit test.
-    """
-
-    def __init__(self, item: pytest.Item) -> None:
-        self.active = item.get_closest_marker("unit") is not None
-        self.patch = pytest.MonkeyPatch()
-
-    def __enter__(self) -> None:
-        if self.active:
-            self.patch.setattr(subprocess.Popen, "__init__", _no_server("start a subprocess"))
-            self.patch.setattr(socket.socket, "listen", _no_server("listen on a socket"))
-
-    def __exit__(self, *exc: object) -> None:
-        self.patch.undo()
 
 
 @pytest.fixture(scope="session")
