@@ -32,10 +32,10 @@ images: ## build the operator, gateway, predictor (and dev MLflow) images with b
 	@tool=$$(command -v buildah || command -v podman || { docker info >/dev/null 2>&1 && command -v docker; } || true); \
 	if [ -z "$$tool" ]; then echo "images: no buildah, podman or running docker found; install one to build images" >&2; exit 1; fi; \
 	for c in $(IMAGES); do \
-	  if [ ! -f $$c/Containerfile ]; then echo "images: $$c/Containerfile does not exist yet; skipping ferry-$$c" >&2; continue; fi; \
 	  echo "==> $$(basename $$tool) build ferry-$$c"; \
 	  case $$(basename $$tool) in buildah) sub="bud";; *) sub="build";; esac; \
-	  $$tool $$sub -f $$c/Containerfile -t $(IMAGE_REGISTRY)/ferry-$$c:$(IMAGE_TAG) . || exit 1; \
+	  case $$c in mlflow) file="-f mlflow/Containerfile";; *) file="-f Containerfile --build-arg COMPONENT=$$c";; esac; \
+	  $$tool $$sub $$file -t $(IMAGE_REGISTRY)/ferry-$$c:$(IMAGE_TAG) . || exit 1; \
 	done
 
 kind-up: ## (laptops with Docker) create a kind cluster named ferry and load the images into it

@@ -4,8 +4,9 @@
   compiled static: containerd's sandbox image.
 * ``localhost/ferry/base`` - a minimal Debian bookworm root filesystem from debootstrap with
   Python 3.11: the base of every Ferry image.
-* ``localhost/ferry/ferry-{operator,gateway,predictor,mlflow}:dev`` - the components' own
-  Containerfiles built on that base with buildah (daemonless: vfs storage, chroot isolation, a
+* ``localhost/ferry/ferry-{operator,gateway,predictor}:dev`` - the root Containerfile (one build
+  argument, COMPONENT, per component) and ``ferry-mlflow:dev`` - mlflow/Containerfile, built on
+  that base with buildah (daemonless: vfs storage, chroot isolation, a
   private storage root under the cache), and ``localhost/ferry/redis:7`` (Debian's redis-server on
   the base) for the chart's dev Redis.
 
@@ -142,15 +143,18 @@ class FerryImage:
     # What the Containerfile COPYs (files or directories): the whole build context.
     sources: tuple[str, ...]
     tag: str = TAG
+    # --build-arg pairs (the root Containerfile's COMPONENT); part of the content key.
+    build_args: tuple[tuple[str, str], ...] = ()
 
     @property
     def ref(self) -> str:
         return f"{PREFIX}/{self.name}:{self.tag}"
 
 
-def _python_sources(component: str) -> tuple[str, ...]:
-    """The workspace files and the two distributions' sources the Python Containerfiles COPY."""
-    return (
+def _component(component: str) -> FerryImage:
+    """A component's image from the root Containerfile: COMPONENT picks it, and the build
+    context is the workspace files and the two distributions' sources that Containerfile COPYs."""
+    sources = (
         "pyproject.toml",
         "uv.lock",
         "common/pyproject.toml",
@@ -158,11 +162,12 @@ def _python_sources(component: str) -> tuple[str, ...]:
         f"{component}/pyproject.toml",
         f"{component}/src",
     )
+    return FerryImage(f"ferry-{component}", "Containerfile", sources, build_args=(("COMPONENT", component),))
 
 
-OPERATOR = FerryImage("ferry-operator", "operator/Containerfile", _python_sources("operator"))
-GATEWAY = FerryImage("ferry-gateway", "gateway/Containerfile", _python_sources("gateway"))
-PREDICTOR = FerryImage("ferry-predictor", "predictor/Containerfile", _python_sources("predictor"))
+OPERATOR = _component("operator")
+GATEWAY = _component("gateway")
+PREDICTOR = _component("predictor")
 MLFLOW = FerryImage("ferry-mlflow", "mlflow/Containerfile", ())
 REDIS = FerryImage("redis", "devcluster/src/ferry_devcluster/redis.Containerfile", (), tag="7")
 FERRY_IMAGES = (OPERATOR, GATEWAY, PREDICTOR, MLFLOW, REDIS)
@@ -195,6 +200,8 @@ def _source_files(paths: tuple[str, ...]) -> list[str]:
 def _key(image: FerryImage, base: Path, files: list[str]) -> str:
     """A hash of everything that goes into ``image``: base, Containerfile, build context."""
     h = hashlib.sha256(f"{image.ref}\0{base.name}\0".encode())
+    for name, value in image.build_args:
+        h.update(f"--build-arg {name}={value}\0".encode())
     for rel in (image.containerfile, *files):
         h.update(rel.encode() + b"\0" + hashlib.sha256((REPO / rel).read_bytes()).digest())
     return h.hexdigest()[:12]
@@ -311,6 +318,7 @@ def build_image(image: FerryImage, force: bool = False) -> Path:
                     *_host_trust_volumes(),
                     "--build-arg",
                     f"BASE=oci-archive:{base}",
+                    *[f for name, value in image.build_args for f in ("--build-arg", f"{name}={value}")],
                     "-f",
                     str(Path(ctx) / image.containerfile),
                     "-t",
