@@ -45,11 +45,14 @@ def helm_binary() -> str:
     found = shutil.which("helm")
     if found:
         return found
-    from localcluster import tools  # the project's own helm build (tests/e2e on the path)
-
+    missing = "helm not found on PATH{}: run `make tools` (or pass --helm)"
+    try:
+        from localcluster import tools  # the project's own helm build (tests/e2e on the path)
+    except ImportError as exc:
+        raise SystemExit(missing.format("")) from exc
     built = tools.bin_path("helm")
     if not built.is_file():
-        raise SystemExit(f"helm not found on PATH nor at {built}: run `make tools` (or pass --helm)")
+        raise SystemExit(missing.format(f" nor at {built}"))
     return str(built)
 
 
