@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chartlib import champion_registered
 from ferry_gateway.consumers import DEV_KEYS
 from ferry_mlflow_example.train import CHAMPION, MODEL_NAME
+from ferry_testing.chart import champion_registered
 from localcluster.procs import free_port, port_open, wait_for
 
 BIN = Path(sys.executable).parent
