@@ -55,6 +55,9 @@ CONSUMERS = [
      "apiKeys": [{"name": "acme-key", "key": "apiKey", "expiresAt": "2027-01-01T00:00:00Z"}]},
     {},  # every field defaulted
     {"apiKeys": [{"name": "k", "revoked": True}], "disabled": True},
+    # gateway/tests/test_k8s_source.py's cluster fixture, before and after its patch
+    {"tier": "basic", "scopes": ["predict"], "apiKeys": [{"name": "acme-key"}]},
+    {"tier": "basic", "scopes": ["predict"], "apiKeys": [{"name": "acme-key", "revoked": True}]},
 ]  # fmt: skip
 
 
