@@ -4,29 +4,19 @@ ENV ?= dev
 NAMESPACE ?= ferry
 RELEASE ?= ferry
 CHART_DIR := charts/ferry
-CHART_PY := PYTHONPATH=charts:tests/e2e $(PY)
 # helm/kubectl: the project's own builds (make tools) first, then whatever is on PATH.
 CHART_PATH = $$($(LOCALCLUSTER) bin 2>/dev/null):$$PATH
 IMAGE_REGISTRY ?= ghcr.io/ferry-dev
 IMAGE_TAG ?= 0.1.0
 IMAGES := operator gateway predictor mlflow
 
-.PHONY: chart-lint chart-test dashboards dashboards-check install-manifests images kind-up kind-down deploy
+.PHONY: chart-lint chart-test images kind-up kind-down deploy
 
 chart-lint: ## helm lint --strict the chart with each values-ENV.yaml
 	@for env in dev staging prod; do PATH=$(CHART_PATH) helm lint --strict $(CHART_DIR) -f $(CHART_DIR)/values-$$env.yaml || exit 1; done
 
 chart-test: ## chart tests: lint, schemas, generated files, PromQL, install/upgrade/uninstall on the local cluster
 	$(UV) run --frozen pytest tests/chart -q
-
-dashboards: ## regenerate the Grafana dashboards and alert rules under charts/ferry/files/ from the metric modules
-	$(CHART_PY) -m ferrycharts dashboards
-
-dashboards-check: ## fail when the committed dashboards or alert rules are stale
-	$(CHART_PY) -m ferrycharts dashboards --check
-
-install-manifests: ## render manifests/install/ (plain kubectl install) from the chart
-	PATH=$(CHART_PATH) $(CHART_PY) -m ferrycharts install-manifests
 
 images: ## build the operator, gateway, predictor (and dev MLflow) images with buildah, podman or docker as IMAGE_REGISTRY/ferry-X:IMAGE_TAG
 	@tool=$$(command -v buildah || command -v podman || { docker info >/dev/null 2>&1 && command -v docker; } || true); \

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ferry_operator import crdgen
+from ferry_generate import crds, files
 from ferry_operator.resource import MAX_NAME_LENGTH, ModelDeploymentSpec
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,15 +18,15 @@ SAMPLES = sorted((ROOT / "manifests/samples").glob("*.yaml"))
 
 
 def test_committed_crds_match_the_models() -> None:
-    assert crdgen.stale(root=ROOT) == [], "run `make manifests` and commit the result"
+    assert files.stale(ROOT, only=["crds"]) == [], "run `make generate` and commit the result"
 
 
 def test_stale_check_notices_a_hand_edit(tmp_path: Path) -> None:
-    crdgen.write(root=tmp_path)
-    assert crdgen.stale(root=tmp_path) == []
+    files.write(tmp_path, only=["crds"])
+    assert files.stale(tmp_path, only=["crds"]) == []
     path = tmp_path / "manifests/crds/modeldeployments.ferry.dev.yaml"
     path.write_text(path.read_text().replace("maximum: 100", "maximum: 1000", 1))
-    assert crdgen.stale(root=tmp_path) == ["manifests/crds/modeldeployments.ferry.dev.yaml"]
+    assert files.stale(tmp_path, only=["crds"]) == ["manifests/crds/modeldeployments.ferry.dev.yaml"]
 
 
 def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -43,7 +43,7 @@ def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_schema_is_structural() -> None:
-    schema = crdgen.modeldeployment_schema()
+    schema = crds.modeldeployment_schema()
     for path, node in _walk(schema):
         assert "$ref" not in node and "title" not in node and "const" not in node, path
         assert node.get("default", 0) is not None, f"{path}: null default"
@@ -56,7 +56,7 @@ def test_schema_is_structural() -> None:
 
 
 def test_schema_carries_the_validation_rules() -> None:
-    spec = crdgen.modeldeployment_schema()["properties"]["spec"]["properties"]
+    spec = crds.modeldeployment_schema()["properties"]["spec"]["properties"]
     rules = [r["rule"] for r in spec["model"]["x-kubernetes-validations"]]
     assert rules == ["has(self.alias) != has(self.version)"]
     assert spec["autoscaling"]["properties"]["metric"]["enum"] == ["cpu", "memory"]
@@ -66,7 +66,7 @@ def test_schema_carries_the_validation_rules() -> None:
 
 
 def test_printer_columns_show_model_version_colour_phase_ready_age() -> None:
-    version = crdgen.modeldeployment_crd()["spec"]["versions"][0]
+    version = crds.modeldeployment_crd()["spec"]["versions"][0]
     names = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority", 0) == 0]
     assert names == ["Model", "Version", "Color", "Phase", "Ready", "Age"]
     assert version["subresources"] == {"status": {}}

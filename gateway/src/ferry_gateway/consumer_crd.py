@@ -1,7 +1,8 @@
 """The ``Consumer`` custom resource (ferry.dev/v1alpha1): typed models, the ONE source of its schema.
 
 ``consumer_crd()`` returns the full CustomResourceDefinition (written to manifests/crds/ by
-``make manifests``). The same spec models validate consumers loaded from a file, where API keys
+``make generate``; ``ferry_common.crdschema`` translates the models' JSON Schema for it, as it
+does for the ModelDeployment CRD). The same spec models validate consumers loaded from a file, where API keys
 are given inline as keyed hashes instead of Secret references.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from ferry_common import contract, crdschema
 from pydantic import BaseModel, ConfigDict, Field
 
 GROUP = "ferry.dev"
@@ -80,40 +82,8 @@ class ConsumersFile(_Strict):
     consumers: list[FileConsumer] = Field(default_factory=list)
 
 
-def _inline(schema: dict[str, Any], defs: dict[str, Any]) -> Any:
-    """Kubernetes structural schemas allow no $ref/anyOf-null: inline refs, turn Optional into nullable."""
-    if isinstance(schema, list):
-        return [_inline(s, defs) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if "$ref" in schema:
-        return _inline(defs[schema["$ref"].split("/")[-1]], defs)
-    if "anyOf" in schema:
-        options = [o for o in schema["anyOf"] if o.get("type") != "null"]
-        rest = {k: v for k, v in schema.items() if k != "anyOf"}
-        if len(options) == 1:
-            merged = {**_inline(options[0], defs), **_inline(rest, defs), "nullable": True}
-            if merged.get("default", 0) is None:
-                del merged["default"]  # a null default is meaningless to the API server
-            return merged
-    out: dict[str, Any] = {}
-    for k, v in schema.items():
-        if k in ("title", "$defs"):
-            continue
-        if k == "properties":
-            out[k] = {name: _inline(p, defs) for name, p in v.items()}
-        elif k == "additionalProperties" and v is False:
-            continue  # structural schemas reject unknown fields by pruning already
-        elif k == "format" and v == "date-time":
-            out[k] = v
-        else:
-            out[k] = _inline(v, defs)
-    return out
-
-
 def spec_schema() -> dict[str, Any]:
-    raw = ConsumerSpec.model_json_schema(by_alias=True)
-    schema: dict[str, Any] = _inline(raw, raw.get("$defs", {}))
+    schema = crdschema.structural(ConsumerSpec.model_json_schema(by_alias=True))
     schema["properties"]["scopes"]["items"].pop("const", None)
     schema["properties"]["scopes"]["x-kubernetes-list-type"] = "set"
     schema["properties"]["scopes"]["default"] = ["predict"]
@@ -122,46 +92,21 @@ def spec_schema() -> dict[str, Any]:
 
 def consumer_crd() -> dict[str, Any]:
     """The full CustomResourceDefinition for Consumer, ready to dump as YAML."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "ferry"}},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": KIND,
-                "plural": PLURAL,
-                "singular": "consumer",
-                "listKind": "ConsumerList",
-                "shortNames": ["fc"],
-                "categories": ["ferry"],
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A caller of the Ferry gateway: tier, scopes, models, API keys.",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema(),
-                            },
-                        }
-                    },
-                    "additionalPrinterColumns": [
-                        {"name": "Tier", "type": "string", "jsonPath": ".spec.tier"},
-                        {"name": "Scopes", "type": "string", "jsonPath": ".spec.scopes"},
-                        {"name": "Disabled", "type": "boolean", "jsonPath": ".spec.disabled"},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                }
-            ],
-        },
-    }
+    return crdschema.custom_resource_definition(
+        group=GROUP,
+        version=VERSION,
+        kind=KIND,
+        plural=PLURAL,
+        singular=contract.CONSUMER.singular,
+        short_names=contract.CONSUMER.short_names,
+        schema=crdschema.resource_schema(
+            "A caller of the Ferry gateway: tier, scopes, models, API keys.", spec_schema()
+        ),
+        printer_columns=[
+            {"name": "Tier", "type": "string", "jsonPath": ".spec.tier"},
+            {"name": "Scopes", "type": "string", "jsonPath": ".spec.scopes"},
+            {"name": "Disabled", "type": "boolean", "jsonPath": ".spec.disabled"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+        labels={contract.LABEL_PART_OF: contract.PART_OF},
+    )

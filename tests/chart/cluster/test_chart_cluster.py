@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from chartlib import (
+from ferry_gateway.consumers import DEV_KEYS
+from ferry_testing.chart import (
     CHART,
     ENVIRONMENTS,
     MONITORING_APIS,
@@ -25,13 +26,10 @@ from chartlib import (
     run_helm,
     values_args,
 )
-from ferry_gateway.consumers import DEV_KEYS
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from localcluster import tools
 from localcluster.procs import free_port, wait_for
-
-pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +182,6 @@ def test_operator_and_gateway_work_with_only_the_charts_rbac(
     api: client.ApiClient, kubeconfig: str, namespace: str, mlflow_uri: str, tmp_path: Path
 ) -> None:
     """The real operator and gateway, run with their ServiceAccounts' tokens, do their jobs: no 403s."""
-    from chart_smoke import __file__ as smoke_file
-
     champion_registered(mlflow_uri)
     kubectl(
         kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "runtime")
@@ -210,9 +206,8 @@ def test_operator_and_gateway_work_with_only_the_charts_rbac(
         "KUBECONFIG": str(operator_kc),
         "MLFLOW_TRACKING_URI": mlflow_uri,
         "FERRY_METRICS_PORT": "0",
-        "FERRY_SMOKE_TESTER": "chart_smoke:factory",
+        "FERRY_SMOKE_TESTER": "ferry_testing.chart_smoke:factory",
         "FERRY_WATCH_SERVER_TIMEOUT": "10",
-        "PYTHONPATH": str(Path(smoke_file).parent),
     }
     gateway_env = {
         "KUBECONFIG": str(gateway_kc),

@@ -9,7 +9,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from chartlib import (
+from ferry_gateway.settings import from_env as gateway_settings
+from ferry_operator.builders import serving_runtime
+from ferry_operator.config import OperatorConfig
+from ferry_testing.chart import (
     CHART,
     ENVIRONMENTS,
     JSON,
@@ -21,9 +24,6 @@ from chartlib import (
     validate_custom,
     values_args,
 )
-from ferry_gateway.settings import from_env as gateway_settings
-from ferry_operator.builders import serving_runtime
-from ferry_operator.config import OperatorConfig
 
 ALL_ENVS = (None, *ENVIRONMENTS)
 

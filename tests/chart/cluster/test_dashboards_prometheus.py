@@ -26,15 +26,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from chartlib import CHART, ROOT, champion_registered, http_ok, process
 from ferry_gateway.consumers import DEV_KEYS
-from ferrycharts import dashboards, promql
+from ferry_generate import dashboards, promql
+from ferry_testing.chart import CHART, ROOT, champion_registered, http_ok, process
 from fixtures.servers import redis_server
 from kubernetes import client, config
 from localcluster import tools
 from localcluster.procs import free_port, port_open, wait_for
 
-pytestmark = pytest.mark.cluster
 PROMETHEUS = shutil.which("prometheus")
 BIN = Path(sys.executable).parent
 ROWS = [
@@ -123,8 +122,8 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
                     tmp_path / "operator.log",
                     {"KUBECONFIG": kubeconfig, "MLFLOW_TRACKING_URI": mlflow_uri,
                      "FERRY_METRICS_PORT": str(ports["operator"]), "FERRY_REGISTRY_POLL_SECONDS": "5",
-                     "FERRY_SMOKE_TESTER": "chart_smoke:factory", "FERRY_WATCH_SERVER_TIMEOUT": "10",
-                     "PYTHONPATH": str(Path(__file__).parent)},
+                     "FERRY_SMOKE_TESTER": "ferry_testing.chart_smoke:factory",
+                     "FERRY_WATCH_SERVER_TIMEOUT": "10"},
                     "ferry-operator metrics",
                     lambda: port_open(ports["operator"]),
                 )

@@ -1,4 +1,7 @@
-"""skaffold.yaml builds the three images from their Containerfiles and deploys the chart per profile."""
+"""skaffold.yaml builds the three images from their Containerfiles and deploys the chart per profile.
+
+(That its image templates reach the rendered pods is in tests/chart/process/test_skaffold_render.py.)
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,9 @@ import re
 from typing import Any
 
 import yaml
-from chartlib import CHART, ROOT, template
+from ferry_testing.chart import CHART, ROOT
 
 SKAFFOLD: dict[str, Any] = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
-
-
-def _key(image: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", image)
 
 
 def test_every_artifact_builds_from_a_containerfile_of_the_repository() -> None:
@@ -39,30 +38,6 @@ def test_profiles_deploy_each_environment_values_file() -> None:
         env: [f"values-{env}.yaml"] for env in ("dev", "staging", "prod")
     }
     assert {p["name"] for p in SKAFFOLD["profiles"]} == {"dev", "staging", "prod"}
-
-
-def test_image_templates_set_chart_values_that_reach_the_pods() -> None:
-    """What skaffold substitutes for IMAGE_REPO_*/IMAGE_TAG_* lands in the rendered images."""
-    templates = SKAFFOLD["deploy"]["helm"]["releases"][0]["setValueTemplates"]
-    sets: list[str] = []
-    expected = set()
-    for a in SKAFFOLD["build"]["artifacts"]:
-        repo, tag = f"registry.local:5000/{a['image'].rsplit('/', 1)[1]}", "abc123"
-        for value, tmpl in templates.items():
-            if tmpl == f"{{{{.IMAGE_REPO_{_key(a['image'])}}}}}":
-                sets += ["--set", f"{value}={repo}"]
-            elif tmpl == f"{{{{.IMAGE_TAG_{_key(a['image'])}}}}}":
-                sets += ["--set", f"{value}={tag}"]
-            elif tmpl == f"{{{{.IMAGE_FULLY_QUALIFIED_{_key(a['image'])}}}}}":
-                sets += ["--set", f"{value}={repo}:{tag}"]
-        expected.add(f"{repo}:{tag}")
-    assert len(sets) == 2 * 7, "each image needs its repository and tag (or one fully qualified name)"
-    images = set()
-    for doc in template("dev", *sets):
-        spec = doc.get("spec", {})
-        pod = spec.get("template", {}).get("spec", spec)
-        images |= {c["image"] for c in pod.get("containers", [])}
-    assert expected <= images, images
 
 
 def test_dev_mlflow_image_pins_the_workspaces_mlflow() -> None:

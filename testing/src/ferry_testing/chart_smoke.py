@@ -1,6 +1,6 @@
 """A passing smoke tester for predictors kwok only simulates (they have no HTTP endpoint).
 
-Selected with ``FERRY_SMOKE_TESTER=chart_smoke:factory`` by the dashboards test's operator.
+Selected with ``FERRY_SMOKE_TESTER=ferry_testing.chart_smoke:factory`` by the chart tests' operators.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Helpers shared by the chart tests: the project's helm, rendering, CRD schemas."""
+"""What the chart tests (tests/chart) share: the project's helm, rendering, CRD schemas, processes."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import yaml
 from localcluster import tools, versions
 from localcluster.procs import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # testing/src/ferry_testing/chart.py
 CHART = ROOT / "charts" / "ferry"
 ENVIRONMENTS = ("dev", "staging", "prod")
 # The Prometheus Operator's CRDs (for ServiceMonitor/PodMonitor/PrometheusRule), from its Go module.

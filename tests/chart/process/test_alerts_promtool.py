@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ferrycharts import alerts
+from ferry_generate import alerts
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(
