@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ferry_common.contract import LABEL_COLOR
 from ferry_operator import kube as kube_module
-from ferry_operator.builders import LABEL_COLOR, PredictorSettings
+from ferry_operator.builders import PredictorSettings
 from ferry_operator.config import OperatorConfig
 from ferry_operator.kube import Kube
 from ferry_operator.reconcile import Reconciler, merge_patch
@@ -81,7 +82,7 @@ class FakeKube:
         self.events.append(reason)
 
     def routes(self) -> tuple[str | None, str | None]:
-        return tuple(  # type: ignore[return-value]
+        return tuple(
             (self.services.get(n) or {}).get("spec", {}).get("selector", {}).get(LABEL_COLOR)
             for n in (NAME, f"{NAME}-preview")
         )
@@ -125,7 +126,7 @@ def world() -> tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester]:
     config = OperatorConfig(RegistryConfig("http://mlflow"), PredictorSettings("http://mlflow"))
     # A clock that jumps past the registry poll interval at every look: each pass asks the registry.
     ticks = itertools.count(step=config.poll_seconds + 1)
-    reconciler = Reconciler(kube, registry, tester, config, monotonic=lambda: float(next(ticks)))  # type: ignore[arg-type]
+    reconciler = Reconciler(kube, registry, tester, config, monotonic=lambda: float(next(ticks)))
     return reconciler, kube, registry, tester
 
 
