@@ -47,7 +47,7 @@ TABLE: tuple[Var, ...] = (
     ),
     Var(
         "FERRY_REGISTRY_POLL_SECONDS",
-        "seconds between registry looks (alias moves are seen this often)",
+        "seconds between registry looks: how soon an alias move is seen",
         "30",
         envconfig.positive_float,
     ),
