@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "tests/e2e"), str(ROOT / "operator/tests")]
+sys.path[:0] = [str(ROOT / "tests/e2e")]
 
+from ferry_common.contract import API_VERSION, GROUP, MODEL_DEPLOYMENT, VERSION  # noqa: E402
 from ferry_operator import kubeapply  # noqa: E402
 from fixtures.servers import mlflow_server  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from localcluster.procs import free_port  # noqa: E402
 
-GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "modeldeployments"
+PLURAL = MODEL_DEPLOYMENT.plural
 
 
 def rss_mb(pid: int) -> float:
@@ -96,9 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {
             **os.environ,
             "MLFLOW_TRACKING_URI": mlflow.url,
-            "FERRY_SMOKE_TESTER": "fake_smoke:factory",
+            "FERRY_SMOKE_TESTER": "ferry_testing.smoke:factory",  # installed: no PYTHONPATH needed
             "FERRY_METRICS_PORT": str(metrics_port),
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "operator/tests"), os.environ.get("PYTHONPATH", "")]),
         }
         log = (work / "operator.log").open("wb")
         op = subprocess.Popen(
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             for name in names:
                 body = {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "ModelDeployment",
+                    "apiVersion": API_VERSION,
+                    "kind": MODEL_DEPLOYMENT.kind,
                     "metadata": {"name": name},
                     "spec": {"model": {"name": model, "version": "1"}},
                 }

@@ -1,11 +1,12 @@
-"""Operator test fixtures: a real MLflow registry holding a tiny registered model."""
+"""Operator test fixtures used by more than one tier (process, cluster): a real MLflow registry
+holding a tiny registered model."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from operator_testing import RegisteredModel
+from ferry_testing.operator import RegisteredModel
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,10 @@ Design rules that make the invariants hold:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
+
+from ferry_common.timefmt import format_time, parse_time
 
 from ferry_operator.resource import Color, Phase
 
@@ -436,11 +437,11 @@ def _phase(
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_time(t, "milliseconds")
 
 
 def _epoch(s: str) -> float:
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    return parse_time(s)
 
 
 def history_to_status(items: tuple[HistoryItem, ...]) -> list[dict[str, Any]]:

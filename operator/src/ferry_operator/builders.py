@@ -2,7 +2,8 @@
 
 Plain functions of data, returning the dicts the shell applies. Names and labels here are the
 contract with the gateway (Services ``NAME`` and ``NAME-preview`` on port 80) and with the
-predictor (env MODEL_URI, MLFLOW_TRACKING_URI, FERRY_COLOR, FERRY_MODEL_VERSION).
+predictor (the environment in ``ferry_common.contract.PredictorEnv``); the keys themselves are
+defined once in ``ferry_common.contract``.
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferry_common import runtime
+from ferry_common.contract import (
+    API_VERSION,
+    ISVC_API_VERSION,
+    ISVC_KIND,
+    LABEL_COLOR,
+    LABEL_DEPLOYMENT,
+    LABEL_MANAGED_BY,
+    LABEL_ROLE,
+    LABEL_VERSION,
+    MODEL_DEPLOYMENT,
+    PART_OF,
+    PredictorEnv,
+)
 
-from ferry_operator.resource import GROUP, KIND, VERSION, Color, ModelDeploymentSpec
+from ferry_operator.resource import Color, ModelDeploymentSpec
 
-ISVC_API_VERSION = "serving.kserve.io/v1beta1"
-ISVC_KIND = "InferenceService"
 PREDICTOR_PORT = runtime.HTTP_PORT
-
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_DEPLOYMENT = f"{GROUP}/deployment"
-LABEL_COLOR = f"{GROUP}/color"
-LABEL_VERSION = f"{GROUP}/model-version"
-ANNOTATION_COMMAND = f"{GROUP}/command"
 # A selector value no pod carries: how a Service says "no colour is Ready, route nowhere".
 NO_COLOR = "none"
 
@@ -35,8 +41,8 @@ class Owner:
 
     def reference(self) -> dict[str, Any]:
         return {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
+            "apiVersion": API_VERSION,
+            "kind": MODEL_DEPLOYMENT.kind,
             "name": self.name,
             "uid": self.uid,
             "controller": True,
@@ -65,7 +71,7 @@ def service_names(md_name: str) -> tuple[str, str]:
 
 
 def _labels(owner: Owner) -> dict[str, str]:
-    return {LABEL_MANAGED_BY: "ferry", LABEL_DEPLOYMENT: owner.name}
+    return {LABEL_MANAGED_BY: PART_OF, LABEL_DEPLOYMENT: owner.name}
 
 
 def inference_service(
@@ -85,13 +91,13 @@ def inference_service(
     a = spec.autoscaling
     pod_labels = {**_labels(owner), LABEL_COLOR: color.value, LABEL_VERSION: version}
     env = [
-        {"name": "MODEL_URI", "value": f"models:/{model_name}/{version}"},
-        {"name": "MLFLOW_TRACKING_URI", "value": settings.tracking_uri},
-        {"name": "FERRY_COLOR", "value": color.value},
-        {"name": "FERRY_MODEL_VERSION", "value": version},
+        {"name": PredictorEnv.MODEL_URI, "value": f"models:/{model_name}/{version}"},
+        {"name": PredictorEnv.TRACKING_URI, "value": settings.tracking_uri},
+        {"name": PredictorEnv.COLOR, "value": color.value},
+        {"name": PredictorEnv.MODEL_VERSION, "value": version},
         # Both colours answer to the ModelDeployment's name, so switching colours never
         # changes the URL clients and the gateway use.
-        {"name": runtime.SERVED_NAME_ENV, "value": owner.name},
+        {"name": PredictorEnv.MODEL_NAME, "value": owner.name},
     ]
     resources = spec.predictor.resources.model_dump(exclude_none=True)
     env_from = (
@@ -161,7 +167,7 @@ def service(owner: Owner, name: str, color: Color | None, role: str) -> dict[str
         "metadata": {
             "name": name,
             "namespace": owner.namespace,
-            "labels": {**_labels(owner), f"{GROUP}/role": role},
+            "labels": {**_labels(owner), LABEL_ROLE: role},
             "ownerReferences": [owner.reference()],
         },
         "spec": {

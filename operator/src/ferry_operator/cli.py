@@ -13,8 +13,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ferry_operator.builders import ANNOTATION_COMMAND, LABEL_COLOR, service_names
-from ferry_operator.resource import GROUP, PLURAL, VERSION
+from ferry_common.contract import ANNOTATION_COMMAND, GROUP, LABEL_COLOR, MODEL_DEPLOYMENT, VERSION
+from ferry_common.timefmt import format_time, parse_time
+
+from ferry_operator.builders import service_names
+
+PLURAL = MODEL_DEPLOYMENT.plural
 
 VERBS = ("promote", "abort", "rollback", "retry")
 
@@ -23,7 +27,8 @@ def _age(stamp: str | None, now: datetime) -> str:
     if not stamp:
         return "-"
     try:
-        then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        # Back to a datetime (exact to the microsecond) so whole seconds subtract exactly.
+        then = datetime.fromtimestamp(parse_time(stamp), UTC)
     except ValueError:
         return stamp
     s = int((now - then).total_seconds())
@@ -147,10 +152,10 @@ class Cluster:
             ns, field_selector=f"involvedObject.name={name}", _request_timeout=self.timeout
         )
         items: list[dict[str, Any]] = self.core.api_client.sanitize_for_serialization(found).get("items", [])
-        return [e for e in items if (e.get("involvedObject") or {}).get("kind") == "ModelDeployment"]
+        return [e for e in items if (e.get("involvedObject") or {}).get("kind") == MODEL_DEPLOYMENT.kind]
 
     def command(self, ns: str, name: str, verb: str) -> str:
-        value = f"{verb}@{datetime.now(UTC).isoformat(timespec='milliseconds').replace('+00:00', 'Z')}"
+        value = f"{verb}@{format_time(timespec='milliseconds')}"
         self.custom.patch_namespaced_custom_object(
             GROUP,
             VERSION,

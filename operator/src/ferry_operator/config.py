@@ -1,60 +1,163 @@
-"""Operator configuration, from the environment (set by the chart, or by `make run`)."""
+"""The operator's configuration: one table of environment variables, read once, at start-up.
+
+``TABLE`` is the only description of the operator's environment: ``load`` parses and validates
+every variable in it before kopf starts (``ferry-operator`` exits 2 naming a bad one), and
+``ferry-operator --help`` prints the same table. Nothing else in the operator reads the
+environment; the handlers get the loaded ``OperatorConfig`` through kopf's memo.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Self
+
+from ferry_common import envconfig, runtime
+from ferry_common.envconfig import Var
 
 from ferry_operator.builders import PredictorSettings
 from ferry_operator.registry import RegistryConfig
 
+HELP_TITLE = "Environment (set by the chart, or by `make run`)"
 
-def _float(env: dict[str, str], key: str, default: float) -> float:
-    raw = env.get(key)
-    if raw in (None, ""):
-        return default
+
+def _tester(raw: str) -> str:
+    """``http`` or ``package.module:factory`` (imported when the operator starts)."""
+    if raw != "http" and not raw.partition(":")[2]:
+        raise ValueError("expected 'http' or 'package.module:factory'")
+    return raw
+
+
+def _integer(raw: str) -> int:
     try:
-        value = float(raw)
+        return int(raw)
     except ValueError:
-        raise ValueError(f"{key}={raw!r}: expected a number of seconds") from None
-    if value <= 0:
-        raise ValueError(f"{key}={raw!r}: must be > 0")
-    return value
+        raise ValueError("expected a whole number") from None
+
+
+TABLE: tuple[Var, ...] = (
+    Var("MLFLOW_TRACKING_URI", "the MLflow tracking server models are resolved in", "http://127.0.0.1:5000"),
+    Var("MLFLOW_TRACKING_TOKEN", "bearer token for the registry", secret=True),
+    Var("MLFLOW_TRACKING_USERNAME", "basic-auth user for the registry (with _PASSWORD)"),
+    Var("MLFLOW_TRACKING_PASSWORD", "basic-auth password for the registry", secret=True),
+    Var(
+        "FERRY_REGISTRY_TIMEOUT_SECONDS",
+        "seconds before a registry request fails",
+        "10",
+        envconfig.positive_float,
+    ),
+    Var(
+        "FERRY_REGISTRY_POLL_SECONDS",
+        "seconds between registry looks: how soon an alias move is seen",
+        "30",
+        envconfig.positive_float,
+    ),
+    Var(
+        "FERRY_PREDICTOR_TRACKING_URI",
+        "the registry address predictors use (default: MLFLOW_TRACKING_URI)",
+    ),
+    Var("FERRY_REGISTRY_SECRET", "a Secret whose keys become every predictor's environment"),
+    Var("FERRY_DEPLOYMENT_MODE", "KServe deployment mode of each InferenceService", "RawDeployment"),
+    Var("FERRY_PREDICTOR_IMAGE", "the ferry-mlflow runtime's image", runtime.DEFAULT_IMAGE),
+    Var(
+        "FERRY_SMOKE_TESTER",
+        "the pre-promotion check: 'http' or package.module:factory",
+        "http",
+        _tester,
+    ),
+    Var(
+        "FERRY_SMOKE_URL_TEMPLATE",
+        "the preview's URL for the http smoke test ({isvc}, {namespace}, {color})",
+        "http://{isvc}-predictor.{namespace}.svc.cluster.local",
+    ),
+    Var("FERRY_METRICS_PORT", "Prometheus metrics port (0: off)", "9090", envconfig.port),
+    Var(
+        "FERRY_WATCH_SERVER_TIMEOUT",
+        "seconds a watch request lasts on the API server (default: kopf's)",
+        None,
+        envconfig.positive_int,
+    ),
+    Var(
+        "FERRY_PEERING_PRIORITY",
+        "this instance's priority among peers for leader election",
+        "0",
+        _integer,
+    ),
+    Var(
+        "FERRY_API_THREADS",
+        "threads for Kubernetes API calls (the client is synchronous)",
+        "32",
+        envconfig.positive_int,
+    ),
+    Var("KUBECONFIG", "kubeconfig file (default: in-cluster, else ~/.kube/config)"),
+)
 
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    registry: RegistryConfig
-    predictor: PredictorSettings
-    poll_seconds: float = 30.0
-    smoke_tester: str = "http"
-    smoke_url_template: str = "http://{isvc}-predictor.{namespace}.svc.cluster.local"
-    metrics_port: int = 9090
+    """Every setting of the operator; the defaults are the table's."""
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Self:
-        env = dict(os.environ if environ is None else environ)
-        tracking = env.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-        registry = RegistryConfig(
-            tracking_uri=tracking,
-            token=env.get("MLFLOW_TRACKING_TOKEN") or None,
-            username=env.get("MLFLOW_TRACKING_USERNAME") or None,
-            password=env.get("MLFLOW_TRACKING_PASSWORD") or None,
-            timeout_seconds=_float(env, "FERRY_REGISTRY_TIMEOUT_SECONDS", 10.0),
-        )
-        predictor = PredictorSettings(
-            # Predictors may reach MLflow by another address than the operator (in-cluster DNS).
-            tracking_uri=env.get("FERRY_PREDICTOR_TRACKING_URI") or tracking,
-            credentials_secret=env.get("FERRY_REGISTRY_SECRET") or None,
-            deployment_mode=env.get("FERRY_DEPLOYMENT_MODE", "RawDeployment"),
-            image=env.get("FERRY_PREDICTOR_IMAGE") or PredictorSettings.image,
-        )
-        return cls(
-            registry=registry,
-            predictor=predictor,
-            poll_seconds=_float(env, "FERRY_REGISTRY_POLL_SECONDS", 30.0),
-            smoke_tester=env.get("FERRY_SMOKE_TESTER", "http"),
-            smoke_url_template=env.get("FERRY_SMOKE_URL_TEMPLATE", cls.smoke_url_template),
-            metrics_port=int(env.get("FERRY_METRICS_PORT", "9090")),
-        )
+    registry: RegistryConfig
+    """How the operator reaches the MLflow registry."""
+    predictor: PredictorSettings
+    """What every predictor gets: the registry address it uses, credentials, mode and image."""
+    poll_seconds: float = 30.0
+    """Seconds between registry looks per ModelDeployment (FERRY_REGISTRY_POLL_SECONDS)."""
+    smoke_tester: str = "http"
+    """``http`` or ``package.module:factory`` (FERRY_SMOKE_TESTER)."""
+    smoke_url_template: str = "http://{isvc}-predictor.{namespace}.svc.cluster.local"
+    """Where the http smoke tester reaches a preview (FERRY_SMOKE_URL_TEMPLATE)."""
+    metrics_port: int = 9090
+    """Prometheus metrics port, 0 for none (FERRY_METRICS_PORT)."""
+    watch_server_timeout: int | None = None
+    """Server-side watch timeout in seconds; None keeps kopf's (FERRY_WATCH_SERVER_TIMEOUT)."""
+    peering_priority: int = 0
+    """Priority in kopf peering: the highest live one leads (FERRY_PEERING_PRIORITY)."""
+    api_threads: int = 32
+    """Worker threads for the synchronous Kubernetes client (FERRY_API_THREADS)."""
+    kubeconfig: str | None = None
+    """Kubeconfig file; None: in-cluster config, else the client's default (KUBECONFIG)."""
+
+    @staticmethod
+    def from_env(environ: Mapping[str, str] | None = None) -> OperatorConfig:
+        """The same as ``load`` (the name the chart's tests call)."""
+        return load(environ)
+
+
+def load(environ: Mapping[str, str] | None = None) -> OperatorConfig:
+    """Every variable of ``TABLE`` from ``environ`` (the process environment when None).
+
+    Raises ``envconfig.ConfigError`` naming the first bad variable.
+    """
+    v = envconfig.load(TABLE, envconfig.environment() if environ is None else environ)
+    tracking: str = v["MLFLOW_TRACKING_URI"]
+    registry = RegistryConfig(
+        tracking_uri=tracking,
+        token=v["MLFLOW_TRACKING_TOKEN"],
+        username=v["MLFLOW_TRACKING_USERNAME"],
+        password=v["MLFLOW_TRACKING_PASSWORD"],
+        timeout_seconds=v["FERRY_REGISTRY_TIMEOUT_SECONDS"],
+    )
+    predictor = PredictorSettings(
+        # Predictors may reach MLflow by another address than the operator (in-cluster DNS).
+        tracking_uri=v["FERRY_PREDICTOR_TRACKING_URI"] or tracking,
+        credentials_secret=v["FERRY_REGISTRY_SECRET"],
+        deployment_mode=v["FERRY_DEPLOYMENT_MODE"],
+        image=v["FERRY_PREDICTOR_IMAGE"],
+    )
+    return OperatorConfig(
+        registry=registry,
+        predictor=predictor,
+        poll_seconds=v["FERRY_REGISTRY_POLL_SECONDS"],
+        smoke_tester=v["FERRY_SMOKE_TESTER"],
+        smoke_url_template=v["FERRY_SMOKE_URL_TEMPLATE"],
+        metrics_port=v["FERRY_METRICS_PORT"],
+        watch_server_timeout=v["FERRY_WATCH_SERVER_TIMEOUT"],
+        peering_priority=v["FERRY_PEERING_PRIORITY"],
+        api_threads=v["FERRY_API_THREADS"],
+        kubeconfig=v["KUBECONFIG"],
+    )
+
+
+def help_text() -> str:
+    """The environment table as ``ferry-operator --help`` prints it."""
+    return envconfig.help_text(TABLE, HELP_TITLE)

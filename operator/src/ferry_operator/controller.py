@@ -13,6 +13,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from ferry_common import logs
+
 log = logging.getLogger("ferry.controller")
 
 Key = tuple[str, str]
@@ -39,6 +41,11 @@ class Controller:
         return [k for k, t in self._tasks.items() if not t.done()]
 
     async def _loop(self, key: Key) -> None:
+        # Every line this loop logs names its ModelDeployment (the task's own logging context).
+        with logs.bind(namespace=key[0], model=key[1]):
+            await self._run(key)
+
+    async def _run(self, key: Key) -> None:
         wakeup = self._wakeups.setdefault(key, asyncio.Event())
         failures = 0
         try:

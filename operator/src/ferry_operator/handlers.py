@@ -1,83 +1,37 @@
-"""The kopf shell: wiring only. Handlers read an event and kick the controller; nothing else."""
+"""The kopf registrations, and nothing else: each handler is one call into ``ferry_operator.app``.
+
+Imported by ``ferry-operator`` (``__main__``) to register them. Handlers take the injected
+arguments they use plus ``**_``; ``memo`` is the ``app.Memo`` that ``__main__`` hands kopf.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
+from ferry_common.contract import GROUP, ISVC_GROUP, LABEL_MANAGED_BY, MODEL_DEPLOYMENT, PART_OF, VERSION
 
-from ferry_operator.builders import LABEL_DEPLOYMENT, LABEL_MANAGED_BY
-from ferry_operator.config import OperatorConfig
-from ferry_operator.controller import Controller
-from ferry_operator.kube import Kube, load_api_client
-from ferry_operator.reconcile import Reconciler
-from ferry_operator.registry import Registry
-from ferry_operator.resource import GROUP, PLURAL, VERSION
-from ferry_operator.smoketest import load_tester
-
-log = logging.getLogger("ferry.operator")
+from ferry_operator import app
+from ferry_operator.kube import ISVC_PLURAL, ISVC_VERSION
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # Ferry posts its own, human-meaningful events; kopf's per-handler log events are noise.
-    settings.posting.enabled = False
-    # Short server-side watch timeouts make the operator stop promptly (tests, rolling updates).
-    timeout = os.environ.get("FERRY_WATCH_SERVER_TIMEOUT")
-    if timeout:
-        settings.watching.server_timeout = int(timeout)
-        settings.watching.client_timeout = int(timeout) + 5
-    settings.peering.priority = int(os.environ.get("FERRY_PEERING_PRIORITY", "0"))
-    # Kubernetes calls run in threads (the client is synchronous); the default pool (cores + 4)
-    # serialises many ModelDeployments behind a handful of slow API calls.
-    asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(
-            max_workers=int(os.environ.get("FERRY_API_THREADS", "32")), thread_name_prefix="kube"
-        )
-    )
-    config = OperatorConfig.from_env()
-    registry = Registry(config.registry)
-    reconciler = Reconciler(
-        Kube(load_api_client(os.environ.get("KUBECONFIG") or None)),
-        registry,
-        load_tester(config.smoke_tester, config.smoke_url_template),
-        config,
-    )
-    memo["registry"] = registry
-    memo["controller"] = Controller(reconciler.reconcile)
-    if config.metrics_port:
-        start_http_server(config.metrics_port)
-    log.info(
-        "ferry operator: registry %s, poll every %.0fs, smoke tester %s, metrics on :%d",
-        config.registry.tracking_uri,
-        config.poll_seconds,
-        config.smoke_tester,
-        config.metrics_port,
-    )
+async def startup(settings: kopf.OperatorSettings, memo: app.Memo, **_: Any) -> None:
+    await app.start(settings, memo)
 
 
 @kopf.on.cleanup()
-async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    if "controller" in memo:
-        await memo["controller"].stop()
-        await memo["registry"].aclose()
+async def cleanup(memo: app.Memo, **_: Any) -> None:
+    await app.stop(memo)
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def modeldeployment_event(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    if namespace:
-        memo["controller"].kick((namespace, name))
+@kopf.on.event(GROUP, VERSION, MODEL_DEPLOYMENT.plural)
+async def modeldeployment_event(name: str, namespace: str | None, memo: app.Memo, **_: Any) -> None:
+    app.modeldeployment_changed(memo, namespace, name)
 
 
-@kopf.on.event("serving.kserve.io", "v1beta1", "inferenceservices", labels={LABEL_MANAGED_BY: "ferry"})
+@kopf.on.event(ISVC_GROUP, ISVC_VERSION, ISVC_PLURAL, labels={LABEL_MANAGED_BY: PART_OF})
 async def inferenceservice_event(
-    labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
+    labels: kopf.Labels, namespace: str | None, memo: app.Memo, **_: Any
 ) -> None:
-    owner = labels.get(LABEL_DEPLOYMENT)
-    if owner and namespace:
-        memo["controller"].kick((namespace, owner))
+    app.inferenceservice_changed(memo, namespace, labels)

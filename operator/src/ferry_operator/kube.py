@@ -10,17 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
+from ferry_common.contract import (
+    API_VERSION,
+    GROUP,
+    ISVC_API_VERSION,
+    ISVC_GROUP,
+    MODEL_DEPLOYMENT,
+    VERSION,
+)
+from ferry_common.timefmt import format_time
 from kubernetes import client as k8s
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from ferry_operator.resource import GROUP, KIND, PLURAL, VERSION
-
 JSON = dict[str, Any]
+# KServe's InferenceService as the custom-objects API addresses it.
+ISVC_VERSION = ISVC_API_VERSION.rpartition("/")[2]
+ISVC_PLURAL = "inferenceservices"
 
 # Every API call is bounded: a connection cut without a FIN or RST (an API server restarted or
 # unreachable, the operator's own network moved) would otherwise block its worker thread, and
@@ -74,7 +83,12 @@ class Kube:
     async def get_md(self, namespace: str, name: str) -> JSON | None:
         try:
             md: JSON = await _call(
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+                self.custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                MODEL_DEPLOYMENT.plural,
+                name,
             )
             return md
         except ApiException as exc:
@@ -88,7 +102,7 @@ class Kube:
                 GROUP,
                 VERSION,
                 namespace,
-                PLURAL,
+                MODEL_DEPLOYMENT.plural,
                 name,
                 {"status": status},
             )
@@ -103,7 +117,7 @@ class Kube:
             GROUP,
             VERSION,
             namespace,
-            PLURAL,
+            MODEL_DEPLOYMENT.plural,
             name,
             {"metadata": {"annotations": annotations}},
         )
@@ -114,10 +128,10 @@ class Kube:
         try:
             isvc: JSON = await _call(
                 self.custom.get_namespaced_custom_object,
-                "serving.kserve.io",
-                "v1beta1",
+                ISVC_GROUP,
+                ISVC_VERSION,
                 namespace,
-                "inferenceservices",
+                ISVC_PLURAL,
                 name,
             )
             return isvc
@@ -132,10 +146,10 @@ class Kube:
             try:
                 await _call(
                     self.custom.create_namespaced_custom_object,
-                    "serving.kserve.io",
-                    "v1beta1",
+                    ISVC_GROUP,
+                    ISVC_VERSION,
                     ns,
-                    "inferenceservices",
+                    ISVC_PLURAL,
                     desired,
                 )
                 return "created"
@@ -159,10 +173,10 @@ class Kube:
             }
         await _call(
             self.custom.patch_namespaced_custom_object,
-            "serving.kserve.io",
-            "v1beta1",
+            ISVC_GROUP,
+            ISVC_VERSION,
             ns,
-            "inferenceservices",
+            ISVC_PLURAL,
             name,
             want,
         )
@@ -172,10 +186,10 @@ class Kube:
         try:
             await _call(
                 self.custom.delete_namespaced_custom_object,
-                "serving.kserve.io",
-                "v1beta1",
+                ISVC_GROUP,
+                ISVC_VERSION,
                 namespace,
-                "inferenceservices",
+                ISVC_PLURAL,
                 name,
                 propagation_policy="Background",
             )
@@ -225,14 +239,14 @@ class Kube:
 
     async def post_event(self, md: JSON, type_: str, reason: str, message: str) -> None:
         meta = md["metadata"]
-        now = datetime.now(UTC)
+        now = format_time()
         event = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
+                "apiVersion": API_VERSION,
+                "kind": MODEL_DEPLOYMENT.kind,
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta["uid"],
@@ -243,8 +257,8 @@ class Kube:
             "source": {"component": "ferry-operator"},
             "reportingComponent": "ferry-operator",
             "reportingInstance": "ferry-operator",
-            "firstTimestamp": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "lastTimestamp": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
             "count": 1,
         }
         # An event lost (refused, or timed out) is not worth failing a reconcile over.
@@ -255,7 +269,7 @@ class Kube:
         events = await _call(
             self.core.list_namespaced_event,
             namespace,
-            field_selector=f"involvedObject.name={name},involvedObject.kind={KIND}",
+            field_selector=f"involvedObject.name={name},involvedObject.kind={MODEL_DEPLOYMENT.kind}",
         )
         items: list[JSON] = self.core.api_client.sanitize_for_serialization(events).get("items", [])
         return items

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from ferry_common.contract import ANNOTATION_COMMAND, LABEL_DEPLOYMENT, LABEL_VERSION
+from ferry_common.timefmt import format_time
 from pydantic import ValidationError
 
 from ferry_operator import builders as b
@@ -27,9 +28,9 @@ from ferry_operator.bluegreen import (
     parse_command,
 )
 from ferry_operator.config import OperatorConfig
-from ferry_operator.kube import Kube
 from ferry_operator.metrics import RECONCILE_SECONDS, RECONCILES, TRANSITIONS
-from ferry_operator.registry import Registry, RegistryError, ResolvedVersion
+from ferry_operator.ports import KubeAPI, RegistryAPI
+from ferry_operator.registry import RegistryError, ResolvedVersion
 from ferry_operator.resource import Color, ModelDeploymentSpec, Phase
 from ferry_operator.smoketest import SmokeTarget, SmokeTester
 from ferry_operator.status import (
@@ -55,10 +56,6 @@ class _Memo:
     next_poll: float
     failures: int = 0
     command: str | None = None
-
-
-def _now_iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _policy(spec: ModelDeploymentSpec) -> Policy:
@@ -102,8 +99,8 @@ def _clean(value: Any) -> Any:
 class Reconciler:
     def __init__(
         self,
-        kube: Kube,
-        registry: Registry,
+        kube: KubeAPI,
+        registry: RegistryAPI,
         tester: SmokeTester,
         config: OperatorConfig,
         clock: Any = time.time,
@@ -141,7 +138,7 @@ class Reconciler:
             self.memos[key] = _Memo(uri, outcome, mono + delay, failures, command)
             return outcome
         outcome = RegistryOutcome(
-            resolved, "Resolved", f"{uri} -> version {resolved.version}", _now_iso(self.clock())
+            resolved, "Resolved", f"{uri} -> version {resolved.version}", format_time(self.clock())
         )
         if memo is not None and memo.outcome.resolved == resolved:
             outcome = RegistryOutcome(resolved, "Resolved", outcome.message, memo.outcome.resolved_at)
@@ -179,7 +176,7 @@ class Reconciler:
             return self.config.poll_seconds
         owner = b.Owner(name, namespace, meta["uid"])
         annotations = meta.get("annotations") or {}
-        raw_command = annotations.get(b.ANNOTATION_COMMAND)
+        raw_command = annotations.get(ANNOTATION_COMMAND)
 
         outcome = await self.resolve(key, spec, raw_command)
         target = outcome.resolved.version if outcome.resolved else None
@@ -254,7 +251,7 @@ class Reconciler:
                 registry=outcome,
                 decision=decision,
                 predictors=predictors,
-                now=_now_iso(now),
+                now=format_time(now),
             )
         )
         if status != _clean(old_status):
@@ -309,13 +306,13 @@ class Reconciler:
             current = live[color]
             ours = (
                 current is not None
-                and (current["metadata"].get("labels") or {}).get(b.LABEL_DEPLOYMENT) == owner.name
+                and (current["metadata"].get("labels") or {}).get(LABEL_DEPLOYMENT) == owner.name
             )
             if plan is None:
                 if current is not None and ours:
                     await self.kube.delete_isvc(owner.namespace, b.isvc_name(owner.name, color))
                 continue
-            live_version = (current or {}).get("metadata", {}).get("labels", {}).get(b.LABEL_VERSION)
+            live_version = (current or {}).get("metadata", {}).get("labels", {}).get(LABEL_VERSION)
             if current is not None and live_version != plan.version:
                 # A colour never changes version in place: KServe would keep reporting Ready while
                 # old pods serve, and we would verify the wrong version. Replace it instead.
@@ -367,7 +364,7 @@ class Reconciler:
             False,
             "InvalidSpec",
             message,
-            _now_iso(now),
+            format_time(now),
             generation,
         )
         status = {**old, "phase": Phase.Failed.value, "observedGeneration": generation, "conditions": conds}

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ferry_common.contract import LABEL_VERSION
+
 from ferry_operator.bluegreen import Decision, history_to_status, to_status
-from ferry_operator.builders import LABEL_VERSION, isvc_name
+from ferry_operator.builders import isvc_name
 from ferry_operator.registry import ResolvedVersion
 from ferry_operator.resource import Color
 
@@ -88,6 +90,16 @@ class RegistryOutcome:
     resolved_at: str | None = None
 
 
+@dataclass(frozen=True)
+class ConditionValue:
+    """One condition as a step computes it; ``set_condition`` adds the time and generation."""
+
+    type: str
+    status: bool | None
+    reason: str
+    message: str
+
+
 def compute_status(
     *,
     md_name: str,
@@ -98,84 +110,101 @@ def compute_status(
     predictors: dict[Color, PredictorState],
     now: str,
 ) -> dict[str, Any]:
+    """The whole status: four conditions, the colour blocks, history, rollout state and model."""
     s = decision.state
+    predictor = predictor_condition(md_name, decision, predictors)
+    steps = (
+        registry_condition(registry),
+        predictor,
+        ready_condition(decision, predictor_ready=bool(predictor.status)),
+        rollout_condition(decision),
+    )
     conditions: list[dict[str, Any]] = list(old_status.get("conditions") or [])
-    conditions = set_condition(
-        conditions,
-        "RegistryResolved",
-        registry.resolved is not None,
-        registry.reason,
-        registry.message,
-        now,
-        generation,
-    )
-    active_state = predictors.get(s.active.color) if s.active else None
-    if s.active is None:
-        p_ready, p_reason, p_msg = False, "NoActiveColour", "no colour serves yet"
-    elif active_state is None or not active_state.ready or active_state.version != s.active.version:
-        st = active_state or PredictorState(None, False, "Absent", "no InferenceService")
-        p_ready, p_reason, p_msg = False, st.reason, f"{isvc_name(md_name, s.active.color)}: {st.message}"
-    else:
-        p_ready, p_reason, p_msg = True, "Ready", f"{isvc_name(md_name, s.active.color)} is Ready"
-    if s.preview is not None:
-        pst = predictors.get(s.preview.color)
-        if pst is not None and pst.failing:
-            p_msg += f"; preview {isvc_name(md_name, s.preview.color)} failing: {pst.reason}: {pst.message}"
-    conditions = set_condition(conditions, "PredictorReady", p_ready, p_reason, p_msg, now, generation)
-    serving_ok = decision.serving is not None
-    conditions = set_condition(
-        conditions,
-        "Ready",
-        serving_ok and p_ready,
-        decision.phase.value if not (serving_ok and p_ready) else "Serving",
-        decision.message,
-        now,
-        generation,
-    )
-    rollout_active = s.preview is not None
-    conditions = set_condition(
-        conditions,
-        "RolloutInProgress",
-        rollout_active,
-        decision.phase.value if rollout_active else ("Aborted" if s.abort_reason else "Idle"),
-        decision.message if rollout_active or s.abort_reason else "",
-        now,
-        generation,
-    )
-
-    def colour_block(color: Color, version: str) -> dict[str, Any]:
-        st = predictors.get(color)
-        block: dict[str, Any] = {
-            "color": color.value,
-            "modelVersion": version,
-            "inferenceService": isvc_name(md_name, color),
-            "ready": bool(st and st.ready and st.version == version),
-        }
-        if st and st.replicas is not None:
-            block["replicas"] = st.replicas
-        return block
-
-    status: dict[str, Any] = {
+    for c in steps:
+        conditions = set_condition(conditions, c.type, c.status, c.reason, c.message, now, generation)
+    return {
         "phase": decision.phase.value,
         "observedGeneration": generation,
         "conditions": conditions,
         "history": history_to_status(s.history),
         "rollout": to_status(s),
-        "active": colour_block(s.active.color, s.active.version) if s.active else None,
-        "preview": colour_block(s.preview.color, s.preview.version) if s.preview else None,
+        "active": colour_block(md_name, predictors, s.active.color, s.active.version) if s.active else None,
+        "preview": (
+            colour_block(md_name, predictors, s.preview.color, s.preview.version) if s.preview else None
+        ),
+        "model": model_block(old_status.get("model") or {}, registry, now),
     }
-    old_model = old_status.get("model") or {}
-    if registry.resolved is not None:
-        r = registry.resolved
-        same = old_model.get("version") == r.version and old_model.get("uri") == r.uri
-        status["model"] = {
-            "uri": r.uri,
-            "version": r.version,
-            "runId": r.run_id,
-            "source": r.source,
-            "resolvedAt": old_model.get("resolvedAt") if same else (registry.resolved_at or now),
-        }
-        status["model"] = {k: v for k, v in status["model"].items() if v is not None}
+
+
+def registry_condition(registry: RegistryOutcome) -> ConditionValue:
+    return ConditionValue(
+        "RegistryResolved", registry.resolved is not None, registry.reason, registry.message
+    )
+
+
+def predictor_condition(
+    md_name: str, decision: Decision, predictors: dict[Color, PredictorState]
+) -> ConditionValue:
+    """Ready when the active colour serves its version; a failing preview is named as well."""
+    s = decision.state
+    active_state = predictors.get(s.active.color) if s.active else None
+    if s.active is None:
+        ready, reason, message = False, "NoActiveColour", "no colour serves yet"
+    elif active_state is None or not active_state.ready or active_state.version != s.active.version:
+        st = active_state or PredictorState(None, False, "Absent", "no InferenceService")
+        ready, reason, message = False, st.reason, f"{isvc_name(md_name, s.active.color)}: {st.message}"
     else:
-        status["model"] = old_model or None  # the last good resolution stays visible during an outage
-    return status
+        ready, reason, message = True, "Ready", f"{isvc_name(md_name, s.active.color)} is Ready"
+    if s.preview is not None:
+        pst = predictors.get(s.preview.color)
+        if pst is not None and pst.failing:
+            message += f"; preview {isvc_name(md_name, s.preview.color)} failing: {pst.reason}: {pst.message}"
+    return ConditionValue("PredictorReady", ready, reason, message)
+
+
+def ready_condition(decision: Decision, *, predictor_ready: bool) -> ConditionValue:
+    """Ready: a colour is routed to and its predictor is Ready; else the reason is the phase."""
+    serving = decision.serving is not None and predictor_ready
+    reason = "Serving" if serving else decision.phase.value
+    return ConditionValue("Ready", serving, reason, decision.message)
+
+
+def rollout_condition(decision: Decision) -> ConditionValue:
+    """RolloutInProgress while a preview exists; afterwards Idle, or Aborted with the reason."""
+    s = decision.state
+    active = s.preview is not None
+    reason = decision.phase.value if active else ("Aborted" if s.abort_reason else "Idle")
+    message = decision.message if active or s.abort_reason else ""
+    return ConditionValue("RolloutInProgress", active, reason, message)
+
+
+def colour_block(
+    md_name: str, predictors: dict[Color, PredictorState], color: Color, version: str
+) -> dict[str, Any]:
+    """``status.active`` / ``status.preview``: ready only when that colour runs that version."""
+    st = predictors.get(color)
+    block: dict[str, Any] = {
+        "color": color.value,
+        "modelVersion": version,
+        "inferenceService": isvc_name(md_name, color),
+        "ready": bool(st and st.ready and st.version == version),
+    }
+    if st and st.replicas is not None:
+        block["replicas"] = st.replicas
+    return block
+
+
+def model_block(old_model: dict[str, Any], registry: RegistryOutcome, now: str) -> dict[str, Any] | None:
+    """``status.model``: the resolution, whose ``resolvedAt`` moves only when the answer changes."""
+    if registry.resolved is None:
+        return old_model or None  # the last good resolution stays visible during an outage
+    r = registry.resolved
+    same = old_model.get("version") == r.version and old_model.get("uri") == r.uri
+    model = {
+        "uri": r.uri,
+        "version": r.version,
+        "runId": r.run_id,
+        "source": r.source,
+        "resolvedAt": old_model.get("resolvedAt") if same else (registry.resolved_at or now),
+    }
+    return {k: v for k, v in model.items() if v is not None}

@@ -1,7 +1,7 @@
 """The operator killed (-9) and started again in every phase of a rollout, on the local cluster.
 
 Each phase is held still so the kill lands in it: Deploying by a pod quota that keeps the preview's
-pods from being created, Verifying and Promoting by a smoke test held open (``fake_smoke``'s
+pods from being created, Verifying and Promoting by a smoke test held open (``ferry_testing.smoke``'s
 ``hold:``), the retiring colour by ``scaleDownDelaySeconds``. A watch records every selector the
 ``<name>`` Service ever had, so "never routes to the preview before it is verified" is checked on
 the whole history, not on samples.
@@ -11,35 +11,33 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-import pytest
-import test_cluster_operator as shared
-from kubernetes import client, watch
-from kubernetes.client.exceptions import ApiException
-from localcluster.procs import wait_for
-from operator_testing import RegisteredModel
-from test_cluster_operator import WAIT, OperatorProcess, condition, core, get_md, isvc, wait_phase
-from test_cluster_rollouts import (
+from ferry_common.timefmt import parse_time
+from ferry_testing.operator import (
+    WAIT,
+    OperatorProcess,
+    RegisteredModel,
     actions,
     annotate,
     colour,
+    condition,
+    core,
+    get_md,
     hold_pods,
+    isvc,
     patch_md,
     release_pods,
     routes_to,
     start_stable,
+    wait_phase,
     wait_status,
 )
-
-pytestmark = pytest.mark.cluster
-# The same fixtures, used by name (module scope: this file gets its own operator process).
-api, installed, operator_proc = shared.api, shared.installed, shared.operator_proc
-namespace = shared.namespace
-
-SMOKE = "test.ferry.dev/smoke"
+from ferry_testing.smoke import ANNOTATION as SMOKE
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+from localcluster.procs import wait_for
 
 
 class SelectorLog:
@@ -108,7 +106,7 @@ def restart(proc: OperatorProcess) -> None:
 
 
 def epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return parse_time(iso)
 
 
 def test_killed_while_deploying_verifying_and_retiring_the_rollout_still_completes(

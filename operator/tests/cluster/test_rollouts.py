@@ -1,7 +1,8 @@
 """Rollout paths end to end on the local cluster (kwok pods, real KServe, real MLflow registry):
 progress deadline, rollback outside the window, a superseding version, when the ``<name>``
 Service moves, the HPAs KServe creates per colour, and the preview's replica floor.
-Fixtures and helpers come from ``test_cluster_operator``; the smoke test is ``fake_smoke``.
+Fixtures come from ``cluster/conftest.py`` (module scope: this file gets its own operator
+process), helpers from ``ferry_testing.operator``; the smoke test is ``ferry_testing.smoke``.
 """
 
 from __future__ import annotations
@@ -9,44 +10,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-import test_cluster_operator as shared
-from kubernetes import client
-from localcluster.procs import wait_for
-from operator_testing import RegisteredModel
-from test_cluster_operator import (
-    GROUP,
-    PLURAL,
-    VERSION,
+from ferry_testing.operator import (
     WAIT,
     OperatorProcess,
+    RegisteredModel,
+    actions,
+    annotate,
     autoscaling,
+    colour,
     core,
-    custom,
     get_md,
+    hold_pods,
     isvc,
-    md_body,
-    selector,
+    patch_md,
+    routes_to,
+    settles,
+    start_stable,
     wait_phase,
+    wait_status,
 )
-
-pytestmark = pytest.mark.cluster
-# The same fixtures, used by name (module scope: this file gets its own operator process).
-api, installed, operator_proc = shared.api, shared.installed, shared.operator_proc
-namespace = shared.namespace
-
-
-def patch_md(api: client.ApiClient, ns: str, name: str, body: dict[str, Any]) -> None:
-    custom(api).patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name, body)
-
-
-def annotate(api: client.ApiClient, ns: str, name: str, **annotations: str) -> None:
-    patch_md(api, ns, name, {"metadata": {"annotations": annotations}})
-
-
-def colour(api: client.ApiClient, ns: str, svc: str) -> str | None:
-    sel = selector(api, ns, svc)
-    return (sel or {}).get("ferry.dev/color")
+from kubernetes import client
+from localcluster.procs import wait_for
 
 
 def isvc_ready(api: client.ApiClient, ns: str, name: str, version: str) -> bool:
@@ -55,56 +39,6 @@ def isvc_ready(api: client.ApiClient, ns: str, name: str, version: str) -> bool:
         return False
     conds = (obj.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-
-def settles(what: str, check: Any) -> None:
-    """End states, polled: kwok's node can flap NotReady for a moment on a loaded machine."""
-    wait_for(what, lambda: bool(check()), WAIT, interval=0.5)
-
-
-def routes_to(api: client.ApiClient, ns: str, svc: str, color: str) -> None:
-    settles(f"{svc} selects {color}", lambda: colour(api, ns, svc) == color)
-
-
-def wait_status(api: client.ApiClient, ns: str, name: str, what: str, check: Any) -> dict[str, Any]:
-    try:
-        wait_for(what, lambda: bool(check(get_md(api, ns, name).get("status", {}))), WAIT, interval=0.5)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}; status: {get_md(api, ns, name).get('status')}") from None
-    md: dict[str, Any] = get_md(api, ns, name)
-    return md
-
-
-def actions(md: dict[str, Any]) -> list[str]:
-    return [h["action"] for h in md["status"].get("history", [])]
-
-
-def start_stable(
-    api: client.ApiClient, ns: str, name: str, model: RegisteredModel, **spec: Any
-) -> dict[str, Any]:
-    body = md_body(name, {"name": model.name, "version": model.versions[0]}, **spec)
-    custom(api).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
-    md: dict[str, Any] = wait_phase(api, ns, name, "Stable")
-    routes_to(api, ns, name, "blue")
-    return md
-
-
-def hold_pods(api: client.ApiClient, ns: str) -> None:
-    """No room for another pod: a new colour's pods cannot be created, so it stays not Ready."""
-    quota = client.V1ResourceQuota(
-        metadata=client.V1ObjectMeta(name="one-pod"), spec=client.V1ResourceQuotaSpec(hard={"pods": "1"})
-    )
-    core(api).create_namespaced_resource_quota(ns, quota)
-
-    def counted() -> bool:
-        q = core(api).read_namespaced_resource_quota("one-pod", ns)
-        return bool(q.status and q.status.used and q.status.used.get("pods") == "1")
-
-    wait_for("quota counts the active colour's pod", counted, WAIT)
-
-
-def release_pods(api: client.ApiClient, ns: str) -> None:
-    core(api).delete_namespaced_resource_quota("one-pod", ns)
 
 
 def test_progress_deadline_aborts_and_blue_keeps_serving(
@@ -257,7 +191,7 @@ def test_preview_starts_at_the_active_replica_count_and_the_floor_is_restored_af
     v2 = registered_model.versions[1]
     start_stable(api, namespace, "flo", registered_model, autoscaling={"minReplicas": 1, "maxReplicas": 4})
     # What the HPA does under load: scale blue's Deployment through its scale subresource.
-    apps = client.AppsV1Api(api)
+    apps: Any = client.AppsV1Api(api)  # untyped, as the helpers in ferry_testing.operator
     apps.patch_namespaced_deployment_scale("flo-blue-predictor", namespace, {"spec": {"replicas": 3}})
     wait_status(
         api,

@@ -3,7 +3,7 @@
 The verdict comes from the ModelDeployment's annotation ``test.ferry.dev/smoke``: ``fail:<why>``
 fails the check, ``hold:<path>`` keeps the check pending (it touches ``<path>.waiting``, then
 waits until ``<path>`` exists and takes the verdict from its content), anything else passes.
-Selected with ``FERRY_SMOKE_TESTER=fake_smoke:factory``.
+Selected with ``FERRY_SMOKE_TESTER=ferry_testing.smoke:factory`` (the operator tests' cluster tier).
 """
 
 from __future__ import annotations

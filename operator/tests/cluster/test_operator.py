@@ -1,201 +1,41 @@
 """The operator against the local cluster (real API server, KServe controller, kwok pods) and a
-real MLflow registry. Pods are simulated, so the smoke test is the injected ``fake_smoke``.
+real MLflow registry. Pods are simulated, so the smoke test is the injected ``ferry_testing.smoke``.
+Fixtures: ``cluster/conftest.py``; helpers: ``ferry_testing.operator``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from ferry_operator import kubeapply
-from kubernetes import client, config
+from ferry_common.contract import GROUP, VERSION
+from ferry_testing.operator import (
+    INVALID,
+    PLURAL,
+    WAIT,
+    OperatorProcess,
+    RegisteredModel,
+    autoscaling,
+    condition,
+    core,
+    custom,
+    get_md,
+    get_or_none,
+    isvc,
+    md_body,
+    selector,
+    wait_phase,
+)
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
-from localcluster.procs import free_port, wait_for
-from operator_testing import RegisteredModel
-from test_crd_schema import INVALID
+from localcluster.procs import wait_for
 
-pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[2]
-TESTS = Path(__file__).resolve().parent
-GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "modeldeployments"
-WAIT = 300.0  # deadlines for convergence on a loaded 2-core machine; never asserted as timings
-
-
-# The kubernetes client's partial stubs add nothing to a test; its APIs are used untyped here.
-def custom(api: client.ApiClient) -> Any:
-    return client.CustomObjectsApi(api)
-
-
-def core(api: client.ApiClient) -> Any:
-    return client.CoreV1Api(api)
-
-
-def autoscaling(api: client.ApiClient) -> Any:
-    return client.AutoscalingV2Api(api)
-
-
-def extensions(api: client.ApiClient) -> Any:
-    return client.ApiextensionsV1Api(api)
-
-
-@pytest.fixture(scope="module")
-def api(kubeconfig: str) -> client.ApiClient:
-    api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
-    return api
-
-
-@pytest.fixture(scope="module")
-def installed(api: client.ApiClient) -> None:
-    dyn = DynamicClient(api)
-    kubeapply.apply(dyn, kubeapply.load_documents([ROOT / "manifests/crds", ROOT / "manifests/runtime"]))
-    ext = extensions(api)
-
-    def established() -> bool:
-        crd = ext.read_custom_resource_definition(f"{PLURAL}.{GROUP}")
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
-
-    wait_for("ModelDeployment CRD established", established, 30)
-
-
-@pytest.fixture
-def namespace(api: client.ApiClient) -> Iterator[str]:
-    name = f"op-{uuid.uuid4().hex[:8]}"
-    core(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core(api).delete_namespace(name)
-
-
-class OperatorProcess:
-    """``ferry-operator`` as a child process, so a test can kill -9 it and start it again."""
-
-    def __init__(self, kubeconfig: str, tracking_uri: str, log: Path) -> None:
-        self.metrics_port = free_port()
-        self.env = {
-            **os.environ,
-            "KUBECONFIG": kubeconfig,
-            "MLFLOW_TRACKING_URI": tracking_uri,
-            "FERRY_REGISTRY_POLL_SECONDS": "2",
-            "FERRY_SMOKE_TESTER": "fake_smoke:factory",
-            "FERRY_METRICS_PORT": str(self.metrics_port),
-            "FERRY_WATCH_SERVER_TIMEOUT": "20",
-            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-        }
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ferry_operator", "--all-namespaces", "--standalone"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for("operator metrics endpoint", lambda: self.reconciles() >= 0, 60)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def reconciles(self) -> float:
-        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith('ferry_operator_reconciles_total{result="ok"}')
-        )
-
-
-@pytest.fixture(scope="module")
-def operator_proc(
-    kubeconfig: str,
-    installed: None,
-    registered_model: RegisteredModel,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        kubeconfig, registered_model.tracking_uri, tmp_path_factory.mktemp("op") / "op.log"
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-# ---- helpers ----
-
-
-def md_body(name: str, model: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {"model": model, **spec},
-    }
-
-
-def get_md(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
-    md: dict[str, Any] = custom(api).get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
-    return md
-
-
-def get_or_none(fn: Any, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def isvc(api: client.ApiClient, ns: str, name: str) -> Any:
-    return get_or_none(
-        custom(api).get_namespaced_custom_object,
-        "serving.kserve.io",
-        "v1beta1",
-        ns,
-        "inferenceservices",
-        name,
-    )
-
-
-def selector(api: client.ApiClient, ns: str, name: str) -> dict[str, str] | None:
-    svc = get_or_none(core(api).read_namespaced_service, name, ns)
-    return dict(svc.spec.selector) if svc is not None else None
-
-
-def condition(md: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in md.get("status", {}).get("conditions", []) if c["type"] == type_), {})
-
-
-def wait_phase(api: client.ApiClient, ns: str, name: str, phase: str, **extra: Any) -> dict[str, Any]:
-    def check() -> bool:
-        st = get_md(api, ns, name).get("status", {})
-        return st.get("phase") == phase and all(st.get(k) == v for k, v in extra.items())
-
-    try:
-        wait_for(f"{name} phase {phase}", check, WAIT, interval=0.5)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}; status: {get_md(api, ns, name).get('status')}") from None
-    return get_md(api, ns, name)
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # ---- the schema, enforced by the API server itself ----

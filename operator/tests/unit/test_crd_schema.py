@@ -9,11 +9,12 @@ import pytest
 import yaml
 from ferry_generate import crds, files
 from ferry_operator.resource import MAX_NAME_LENGTH, ModelDeploymentSpec
+from ferry_testing.operator import GOOD, INVALID
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = sorted((ROOT / "manifests/samples").glob("*.yaml"))
 
 
@@ -82,26 +83,6 @@ def test_samples_are_valid(sample: Path) -> None:
 
 def test_samples_include_titanic() -> None:
     assert any("titanic-survival" in p.read_text() for p in SAMPLES)
-
-
-GOOD: dict[str, Any] = {"model": {"name": "titanic-survival", "alias": "champion"}}
-
-# Each invalid spec and a piece of the reason it must be rejected with. The same list feeds the
-# API-server dry-run test in test_cluster_schema.py, so both layers refuse the same inputs.
-INVALID: list[tuple[str, dict[str, Any], str]] = [
-    ("alias-and-version", {"model": {"name": "m", "alias": "a", "version": "1"}}, "exactly one of"),
-    ("neither-alias-nor-version", {"model": {"name": "m"}}, "exactly one of"),
-    ("bad-model-name", {"model": {"name": "has/slash", "alias": "a"}}, "name"),
-    ("reserved-alias", {"model": {"name": "m", "alias": "latest"}}, "reserves"),
-    ("version-not-a-number", {"model": {"name": "m", "version": "one"}}, "version"),
-    ("min-above-max", {**GOOD, "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "minReplicas"),
-    ("zero-min", {**GOOD, "autoscaling": {"minReplicas": 0}}, "minReplicas"),
-    ("unknown-metric", {**GOOD, "autoscaling": {"metric": "qps"}}, "metric"),
-    ("target-out-of-range", {**GOOD, "autoscaling": {"target": 150}}, "target"),
-    ("unknown-strategy", {**GOOD, "rollout": {"strategy": "Canary"}}, "strategy"),
-    ("negative-delay", {**GOOD, "rollout": {"scaleDownDelaySeconds": -1}}, "scaleDownDelaySeconds"),
-    ("bad-quantity", {**GOOD, "predictor": {"resources": {"requests": {"cpu": "lots"}}}}, "cpu"),
-]
 
 
 @pytest.mark.parametrize(("case", "spec", "reason"), INVALID, ids=[c[0] for c in INVALID])

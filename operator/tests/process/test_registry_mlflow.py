@@ -1,15 +1,17 @@
-"""The resolver against a real MLflow server: versions, aliases, missing things, outages."""
+"""The resolver against a real MLflow server: versions, aliases, missing things, an unreachable one.
+
+(Server errors and credentials, with the transport faked: unit/test_registry_transport.py.)
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from ferry_operator.registry import Registry, RegistryConfig, RegistryError
 from ferry_operator.resource import ModelRef
+from ferry_testing.operator import RegisteredModel
 from localcluster.procs import free_port
-from operator_testing import RegisteredModel
 
 
 @pytest.fixture
@@ -57,26 +59,6 @@ async def test_unreachable_registry_is_retryable() -> None:
     await reg.aclose()
     assert err.value.reason == "RegistryUnavailable" and err.value.retryable
     assert "unreachable" in err.value.message
-
-
-async def test_server_errors_are_retryable() -> None:
-    transport = httpx.MockTransport(lambda request: httpx.Response(503, json={"message": "overloaded"}))
-    reg = Registry(RegistryConfig("http://registry"), transport=transport)
-    with pytest.raises(RegistryError) as err:
-        await reg.resolve(ModelRef(name="m", version="1"))
-    assert err.value.retryable and "overloaded" in err.value.message
-
-
-async def test_sends_the_configured_token() -> None:
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers.get("authorization", ""))
-        return httpx.Response(200, json={"model_version": {"name": "m", "version": "1", "status": "READY"}})
-
-    reg = Registry(RegistryConfig("http://registry", token="s3cret"), transport=httpx.MockTransport(handler))
-    assert (await reg.resolve(ModelRef(name="m", version="1"))).version == "1"
-    assert seen == ["Bearer s3cret"]
 
 
 async def test_reads_the_logged_input_example(registry: Registry, registered_model: RegisteredModel) -> None:

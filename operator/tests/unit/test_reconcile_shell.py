@@ -1,30 +1,22 @@
-"""The reconcile shell against an in-memory API: what status says while a smoke test runs, and
-that every Kubernetes call gives up instead of hanging when the API server stops answering.
+"""The reconcile shell against an in-memory API: what status says while a smoke test runs.
+
+(That every Kubernetes call gives up when the API server stops answering is process/test_kube_timeouts.py.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ferry_operator import kube as kube_module
-from ferry_operator.builders import LABEL_COLOR, PredictorSettings
+from ferry_common.contract import LABEL_COLOR
+from ferry_operator.builders import PredictorSettings
 from ferry_operator.config import OperatorConfig
-from ferry_operator.kube import Kube
 from ferry_operator.reconcile import Reconciler, merge_patch
 from ferry_operator.registry import RegistryConfig, ResolvedVersion
 from ferry_operator.resource import ModelRef
 from ferry_operator.smoketest import SmokeOutcome, SmokeTarget
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
 
 NS, NAME = "ml", "titanic"
 
@@ -81,7 +73,7 @@ class FakeKube:
         self.events.append(reason)
 
     def routes(self) -> tuple[str | None, str | None]:
-        return tuple(  # type: ignore[return-value]
+        return tuple(
             (self.services.get(n) or {}).get("spec", {}).get("selector", {}).get(LABEL_COLOR)
             for n in (NAME, f"{NAME}-preview")
         )
@@ -125,7 +117,7 @@ def world() -> tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester]:
     config = OperatorConfig(RegistryConfig("http://mlflow"), PredictorSettings("http://mlflow"))
     # A clock that jumps past the registry poll interval at every look: each pass asks the registry.
     ticks = itertools.count(step=config.poll_seconds + 1)
-    reconciler = Reconciler(kube, registry, tester, config, monotonic=lambda: float(next(ticks)))  # type: ignore[arg-type]
+    reconciler = Reconciler(kube, registry, tester, config, monotonic=lambda: float(next(ticks)))
     return reconciler, kube, registry, tester
 
 
@@ -156,89 +148,3 @@ def test_merge_patch_applied_by_the_fake_matches_the_target() -> None:
     old = {"a": {"b": 1, "c": 2}, "d": 3}
     new = {"a": {"b": 1}, "e": 4}
     assert _apply_merge(copy.deepcopy(old), merge_patch(old, new)) == new
-
-
-# ---- bounded API calls ----
-
-
-class SilentServer:
-    """Accepts connections, never answers: an API connection cut or wedged somewhere on the way."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.accepted: list[socket.socket] = []
-        self.stop = threading.Event()
-
-    def hang_up(self) -> None:
-        """Stop listening, close what was accepted: a waiting client gets EOF, its retries a refusal."""
-        self.stop.set()
-        self.listener.close()
-        for conn in self.accepted:
-            conn.close()
-
-
-@pytest.fixture
-def silent_api_server() -> Iterator[SilentServer]:
-    server = SilentServer()
-    listener, accepted, stop = server.listener, server.accepted, server.stop
-
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            accepted.append(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server
-    server.hang_up()
-    thread.join(5)
-
-
-MD = {"metadata": {"name": NAME, "namespace": NS, "uid": "u1"}}
-ISVC = {
-    "metadata": {"name": "titanic-green", "namespace": NS, "labels": {}, "annotations": {}},
-    "spec": {"predictor": {}},
-}
-SVC = {"metadata": {"name": NAME, "namespace": NS, "labels": {}}, "spec": {"selector": {}, "ports": []}}
-CALLS: dict[str, Any] = {
-    "get_md": lambda k: k.get_md(NS, NAME),
-    "patch_md_status": lambda k: k.patch_md_status(NS, NAME, {"phase": "Stable"}),
-    "patch_md_annotations": lambda k: k.patch_md_annotations(NS, NAME, {"a": "b"}),
-    "get_isvc": lambda k: k.get_isvc(NS, "titanic-green"),
-    "create_isvc": lambda k: k.apply_isvc(ISVC, None),
-    "patch_isvc": lambda k: k.apply_isvc(ISVC, {"metadata": {}, "spec": {"x": 1}}),
-    "delete_isvc": lambda k: k.delete_isvc(NS, "titanic-green"),
-    "ready_replicas": lambda k: k.ready_replicas(NS, "titanic-green"),
-    "get_service": lambda k: k.get_service(NS, NAME),
-    "create_service": lambda k: k.apply_service(SVC, None),
-    "patch_service": lambda k: k.apply_service(SVC, {"metadata": {}, "spec": {}}),
-    "post_event": lambda k: k.post_event(MD, "Normal", "Promoted", "m"),
-    "list_events": lambda k: k.list_events(NS, NAME),
-}
-
-
-@pytest.mark.parametrize("call", list(CALLS))
-async def test_every_api_call_gives_up_when_the_server_never_answers(
-    call: str, silent_api_server: SilentServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(kube_module, "REQUEST_TIMEOUT", 0.3)
-    kube = Kube(k8s.ApiClient(k8s.Configuration(host=silent_api_server.url)))
-    started = time.monotonic()
-    try:
-        # 0.3 s a try, urllib3 retries idempotent requests 3 times: well inside 10 s when bounded.
-        await asyncio.wait_for(CALLS[call](kube), timeout=10)
-    except TimeoutError:
-        silent_api_server.hang_up()  # else the blocked thread holds up the event loop's shutdown
-        pytest.fail(f"{call} still waiting for the API server after 10 s")
-    except (ApiException, HTTPError):  # a timeout, after urllib3's retries: bounded and visible
-        pass
-    else:
-        assert call == "post_event", f"{call} returned without an answer from the server"
-    assert time.monotonic() - started < 10
