@@ -17,18 +17,18 @@ from localcluster.procs import free_port, port_open, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from ferry_gateway.apikeys import hash_key, key_id
+from ferry_gateway.auth.apikeys import hash_key, key_id
 from ferry_gateway.app import Gateway
-from ferry_gateway.auth import Authenticator
-from ferry_gateway.catalog import ModelCatalog
-from ferry_gateway.consumers import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
-from ferry_gateway.jwks import StaticKeys
-from ferry_gateway.jwt_verify import JwtSettings
-from ferry_gateway.ratelimit import RateLimiter
-from ferry_gateway.redis_conn import make_redis
-from ferry_gateway.routing import Upstreams
-from ferry_gateway.tiers import LimitsConfig
-from ferry_gateway.upstream import UpstreamPool
+from ferry_gateway.auth.authenticator import Authenticator
+from ferry_gateway.upstream.catalog import ModelCatalog
+from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
+from ferry_gateway.auth.jwks import StaticKeys
+from ferry_gateway.auth.jwt_verify import JwtSettings
+from ferry_gateway.limits.ratelimit import RateLimiter
+from ferry_gateway.limits.redis_conn import make_redis
+from ferry_gateway.upstream.routing import Upstreams
+from ferry_gateway.limits.tiers import LimitsConfig
+from ferry_gateway.upstream.pool import UpstreamPool
 from static_upstream import Options, serve
 
 T = TypeVar("T")

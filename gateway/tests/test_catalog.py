@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from ferry_gateway.catalog import ModelCatalog, entries
-from ferry_gateway.consumers import Consumer, ConsumerRegistry
-from ferry_gateway.routing import Upstreams
+from ferry_gateway.upstream.catalog import ModelCatalog, entries
+from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
+from ferry_gateway.upstream.routing import Upstreams
 from gw_harness import PEPPER, GatewayServer, Keys, Upstream, build_app, consumer_index
 
 KEYS = Keys()

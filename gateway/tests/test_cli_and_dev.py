@@ -14,9 +14,9 @@ import httpx
 import jwt
 import pytest
 from ferry_gateway import cli
-from ferry_gateway.consumers import DEV_KEYS
-from ferry_gateway.devkeys import DEV_AUDIENCE, DEV_ISSUER
-from ferry_gateway.jwt_verify import JwtSettings, parse_jwks, verify_token
+from ferry_gateway.consumers.registry import DEV_KEYS
+from ferry_gateway.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER
+from ferry_gateway.auth.jwt_verify import JwtSettings, parse_jwks, verify_token
 from gw_harness import Upstream
 from localcluster.procs import free_port, port_open, wait_for
 
@@ -118,7 +118,7 @@ def test_dev_mode_in_a_minute(dev_gateway: str, tmp_path: Path) -> None:
 def gateway_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """``ferry-gateway``'s main() in-process (configuration errors never reach uvicorn)."""
     from ferry_gateway import __main__ as entry
-    from ferry_gateway import logs
+    from ferry_gateway.edge import logs
 
     monkeypatch.setattr(logs, "configure", lambda level: None)  # keep pytest's log capture
     for name in [k for k in os.environ if k.startswith("FERRY_")]:
@@ -148,7 +148,7 @@ def test_gateway_help_and_config_errors(
 def test_jwks_without_issuer_and_audience_is_refused(
     gateway_main: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ferry_gateway.devkeys import dev_jwks
+    from ferry_gateway.auth.devkeys import dev_jwks
 
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(dev_jwks()))
@@ -161,8 +161,8 @@ def test_keys_secret_makes_a_secret_the_cluster_source_reads(capsys: pytest.Capt
     import base64
 
     import yaml
-    from ferry_gateway.consumers import ConsumerRegistry
-    from ferry_gateway.k8s_source import build_index
+    from ferry_gateway.consumers.registry import ConsumerRegistry
+    from ferry_gateway.consumers.k8s_source import build_index
 
     assert (
         cli.main(["keys", "secret", "--consumer", "acme", "--secret", "acme-key-2", "--namespace", "ml"]) == 0
@@ -183,7 +183,7 @@ def test_production_config_from_environment_only(
     tmp_path: Path, redis_url: str, active_upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # configured the way the Deployment does it: environment variables, no flags, no dev mode
-    from ferry_gateway.devkeys import dev_jwks, mint_token
+    from ferry_gateway.auth.devkeys import dev_jwks, mint_token
 
     monkeypatch.setenv("FERRY_DEV_DIR", str(tmp_path / "idp"))  # the dev key pair plays the identity provider
     jwks = tmp_path / "jwks.json"

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from ferry_gateway.catalog import MD_GROUP, MD_PLURAL, MD_VERSION, ModelCatalog
-from ferry_gateway.consumers import Consumer, ConsumerRegistry
-from ferry_gateway.k8s_source import KubeAccess, KubeWatches, ResourceWatch
-from ferry_gateway.routing import Upstreams
+from ferry_gateway.upstream.catalog import MD_GROUP, MD_PLURAL, MD_VERSION, ModelCatalog
+from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
+from ferry_gateway.consumers.k8s_source import KubeAccess, KubeWatches, ResourceWatch
+from ferry_gateway.upstream.routing import Upstreams
 from gw_harness import PEPPER, GatewayServer, Keys, Upstream, build_app, consumer_index
 from localcluster.procs import wait_for
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ferry_gateway.consumer_crd import ConsumerSpec, consumer_crd
-from ferry_gateway.consumers import parse_consumers_file
+from ferry_gateway.consumers.crd import ConsumerSpec, consumer_crd
+from ferry_gateway.consumers.registry import parse_consumers_file
 from pydantic import ValidationError
 
 

@@ -6,8 +6,8 @@ import asyncio
 import uuid
 
 import redis.asyncio as aioredis
-from ferry_gateway.ratelimit import Outcome, RateLimiter
-from ferry_gateway.tiers import parse_limits
+from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
+from ferry_gateway.limits.tiers import parse_limits
 from gw_harness import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

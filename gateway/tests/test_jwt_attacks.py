@@ -17,10 +17,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from ferry_gateway.consumers import Consumer, ConsumerIndex, ConsumerRegistry
-from ferry_gateway.jwks import UrlKeys
-from ferry_gateway.jwt_verify import AuthFailure, JwtSettings, parse_jwks, verify_token
-from ferry_gateway.routing import Upstreams
+from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry
+from ferry_gateway.auth.jwks import UrlKeys
+from ferry_gateway.auth.jwt_verify import AuthFailure, JwtSettings, parse_jwks, verify_token
+from ferry_gateway.upstream.routing import Upstreams
 from gw_harness import AUDIENCE, ISSUER, PEPPER, GatewayServer, Upstream, build_app
 from localcluster.procs import free_port
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ferry_gateway.apikeys import hash_key
-from ferry_gateway.consumer_crd import GROUP, PLURAL, VERSION, consumer_crd
-from ferry_gateway.consumers import ConsumerRegistry, KeyProblem
-from ferry_gateway.k8s_source import KubeAccess, KubeConsumerSource, KubeWatches, build_index
+from ferry_gateway.auth.apikeys import hash_key
+from ferry_gateway.consumers.crd import GROUP, PLURAL, VERSION, consumer_crd
+from ferry_gateway.consumers.registry import ConsumerRegistry, KeyProblem
+from ferry_gateway.consumers.k8s_source import KubeAccess, KubeConsumerSource, KubeWatches, build_index
 from gw_harness import PEPPER
 
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
-from ferry_gateway.ratelimit import Outcome, RateLimiter
-from ferry_gateway.tiers import LimitsConfig, TierLimits, parse_limits
+from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
+from ferry_gateway.limits.tiers import LimitsConfig, TierLimits, parse_limits
 from gw_harness import FakeClock
 
 DAY = 86_400.0

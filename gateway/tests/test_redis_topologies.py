@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from ferry_gateway.ratelimit import Outcome, RateLimiter
-from ferry_gateway.redis_conn import make_redis
-from ferry_gateway.tiers import LimitsConfig
+from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
+from ferry_gateway.limits.redis_conn import make_redis
+from ferry_gateway.limits.tiers import LimitsConfig
 from fixtures.servers import redis_server
 from gw_harness import FakeClock
 from localcluster.procs import free_port, port_open, wait_for

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 import redis
-from ferry_gateway.ratelimit import Outcome, RateLimiter
-from ferry_gateway.resp import PipelinedRedis, encode
-from ferry_gateway.tiers import LimitsConfig
+from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
+from ferry_gateway.limits.resp import PipelinedRedis, encode
+from ferry_gateway.limits.tiers import LimitsConfig
 from gw_harness import FakeClock
 from localcluster.procs import free_port
 from redis.exceptions import ResponseError

@@ -7,8 +7,8 @@ from itertools import pairwise
 from urllib.parse import urlsplit
 
 import pytest
-from ferry_gateway.catalog import ModelEntry, entries
-from ferry_gateway.routing import COLOURS, Refusal, Route, Upstreams, predictor_service
+from ferry_gateway.upstream.catalog import ModelEntry, entries
+from ferry_gateway.upstream.routing import COLOURS, Refusal, Route, Upstreams, predictor_service
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

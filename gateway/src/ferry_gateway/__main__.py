@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from ferry_gateway import logs
-from ferry_gateway.consumers import DEV_KEYS
-from ferry_gateway.settings import ENVIRONMENT, from_env
+from ferry_gateway.edge import logs
+from ferry_gateway.consumers.registry import DEV_KEYS
+from ferry_gateway.config import ENVIRONMENT, from_env
 
 
 def parser() -> argparse.ArgumentParser:

@@ -23,15 +23,15 @@ from ferry_common.errors import ErrorCode, FerryError, FieldError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ferry_gateway import metrics
-from ferry_gateway.auth import Authenticator, Principal
-from ferry_gateway.catalog import ModelCatalog
-from ferry_gateway.jwt_verify import AuthFailure
-from ferry_gateway.logs import access_log, audit
+from ferry_gateway.auth.authenticator import Authenticator, Principal
+from ferry_gateway.upstream.catalog import ModelCatalog
+from ferry_gateway.auth.jwt_verify import AuthFailure
+from ferry_gateway.edge.logs import access_log, audit
 from ferry_gateway.openapi import docs_page, spec
-from ferry_gateway.ratelimit import Decision, Outcome, RateLimiter
-from ferry_gateway.ratelimit_headers import rate_limit_headers
-from ferry_gateway.routing import Refusal, Route, Upstreams, match_predict, valid_model_name
-from ferry_gateway.upstream import FORWARD_REQUEST_HEADERS, UpstreamPool
+from ferry_gateway.limits.ratelimit import Decision, Outcome, RateLimiter
+from ferry_gateway.limits.headers import rate_limit_headers
+from ferry_gateway.upstream.routing import Refusal, Route, Upstreams, match_predict, valid_model_name
+from ferry_gateway.upstream.pool import FORWARD_REQUEST_HEADERS, UpstreamPool
 
 log = logging.getLogger("ferry_gateway.app")
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from ferry_gateway.apikeys import PEPPER_ENV, PEPPER_FILE_ENV, generate_key, hash_key, key_id, load_pepper
-from ferry_gateway.consumer_crd import SCOPES
-from ferry_gateway.consumers import parse_consumers_file
-from ferry_gateway.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks, mint_token
+from ferry_gateway.auth.apikeys import PEPPER_ENV, PEPPER_FILE_ENV, generate_key, hash_key, key_id, load_pepper
+from ferry_gateway.consumers.crd import SCOPES
+from ferry_gateway.consumers.registry import parse_consumers_file
+from ferry_gateway.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks, mint_token
 
 DEFAULT_FILE = os.environ.get("FERRY_CONSUMERS_FILE", "consumers.yaml")
 

@@ -11,21 +11,21 @@ from pathlib import Path
 
 import yaml
 
-from ferry_gateway.apikeys import dev_dir, load_pepper
+from ferry_gateway.auth.apikeys import dev_dir, load_pepper
 from ferry_gateway.app import Gateway
-from ferry_gateway.auth import Authenticator, KeySource
-from ferry_gateway.catalog import MD_GROUP, MD_PLURAL, MD_VERSION, ModelCatalog
-from ferry_gateway.consumers import ConsumerRegistry, dev_index
-from ferry_gateway.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks
-from ferry_gateway.jwks import StaticKeys, UrlKeys
-from ferry_gateway.jwt_verify import ASYMMETRIC_ALGORITHMS, JwtSettings
-from ferry_gateway.k8s_source import KubeAccess, KubeConsumerSource, KubeWatches, ResourceWatch
-from ferry_gateway.ratelimit import RateLimiter
-from ferry_gateway.redis_conn import make_redis
-from ferry_gateway.routing import Upstreams, parse_upstream
-from ferry_gateway.settings import Settings
-from ferry_gateway.tiers import parse_limits
-from ferry_gateway.upstream import UpstreamPool
+from ferry_gateway.auth.authenticator import Authenticator, KeySource
+from ferry_gateway.upstream.catalog import MD_GROUP, MD_PLURAL, MD_VERSION, ModelCatalog
+from ferry_gateway.consumers.registry import ConsumerRegistry, dev_index
+from ferry_gateway.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks
+from ferry_gateway.auth.jwks import StaticKeys, UrlKeys
+from ferry_gateway.auth.jwt_verify import ASYMMETRIC_ALGORITHMS, JwtSettings
+from ferry_gateway.consumers.k8s_source import KubeAccess, KubeConsumerSource, KubeWatches, ResourceWatch
+from ferry_gateway.limits.ratelimit import RateLimiter
+from ferry_gateway.limits.redis_conn import make_redis
+from ferry_gateway.upstream.routing import Upstreams, parse_upstream
+from ferry_gateway.config import Settings
+from ferry_gateway.limits.tiers import parse_limits
+from ferry_gateway.upstream.pool import UpstreamPool
 
 log = logging.getLogger("ferry_gateway")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ferry_gateway.ratelimit import Decision
+from ferry_gateway.limits.ratelimit import Decision
 
 
 def rate_limit_headers(decision: Decision) -> list[tuple[bytes, bytes]]:

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from ferry_common.errors import ErrorCode, FerryError
 
 from ferry_gateway import metrics
-from ferry_gateway.breaker import BreakerState, CircuitBreaker
-from ferry_gateway.httpclient import HttpClient, Origin, UpstreamConnectError
+from ferry_gateway.limits.breaker import BreakerState, CircuitBreaker
+from ferry_gateway.upstream.httpclient import HttpClient, Origin, UpstreamConnectError
 
 log = logging.getLogger("ferry_gateway.upstream")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from ferry_gateway.apikeys import hash_key, key_id, pepper_fingerprint
-from ferry_gateway.consumer_crd import ConsumersFile
+from ferry_gateway.auth.apikeys import hash_key, key_id, pepper_fingerprint
+from ferry_gateway.consumers.crd import ConsumersFile
 
 log = logging.getLogger("ferry_gateway.consumers")
 

@@ -28,9 +28,9 @@ import aiohttp
 import yaml
 from pydantic import ValidationError
 
-from ferry_gateway.apikeys import hash_key, is_hash, key_id
-from ferry_gateway.consumer_crd import GROUP, PLURAL, VERSION, ConsumerSpec
-from ferry_gateway.consumers import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
+from ferry_gateway.auth.apikeys import hash_key, is_hash, key_id
+from ferry_gateway.consumers.crd import GROUP, PLURAL, VERSION, ConsumerSpec
+from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
 
 log = logging.getLogger("ferry_gateway.k8s")
 

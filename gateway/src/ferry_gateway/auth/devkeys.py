@@ -17,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ferry_gateway.apikeys import dev_dir
+from ferry_gateway.auth.apikeys import dev_dir
 
 DEV_ISSUER = "https://dev.ferry.local"
 DEV_AUDIENCE = "ferry-gateway"

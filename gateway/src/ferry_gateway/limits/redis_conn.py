@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
-from ferry_gateway.resp import PipelinedRedis
+from ferry_gateway.limits.resp import PipelinedRedis
 
 SOCKET_TIMEOUT = 0.25
 CONNECT_TIMEOUT = 0.25

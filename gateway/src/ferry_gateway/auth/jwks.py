@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import jwt
 
-from ferry_gateway.jwt_verify import parse_jwks
+from ferry_gateway.auth.jwt_verify import parse_jwks
 
-log = logging.getLogger("ferry_gateway.jwks")
+log = logging.getLogger("ferry_gateway.auth.jwks")
 
 
 class StaticKeys:

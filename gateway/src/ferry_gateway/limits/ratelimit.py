@@ -21,10 +21,10 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ferry_gateway import metrics
-from ferry_gateway.breaker import CircuitBreaker
-from ferry_gateway.tiers import LimitsConfig, TierLimits
+from ferry_gateway.limits.breaker import CircuitBreaker
+from ferry_gateway.limits.tiers import LimitsConfig, TierLimits
 
-log = logging.getLogger("ferry_gateway.ratelimit")
+log = logging.getLogger("ferry_gateway.limits.ratelimit")
 
 MINUTE_US = 60_000_000
 DAY_S = 86_400

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ferry_gateway.catalog import ModelEntry
+from ferry_gateway.upstream.catalog import ModelEntry
 
 MODEL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # The operator's colours (ferry_operator.resource.Color); anything else in a status is not trusted
