@@ -42,22 +42,19 @@ def is_hash(value: str) -> bool:
     return value.startswith(HASH_SCHEME + ":")
 
 
-def dev_dir() -> Path:
-    return Path(os.environ.get("FERRY_DEV_DIR", ".local/gateway"))
+def load_pepper(value: str | None, file: str | None, dev_dir: Path, dev: bool = False) -> bytes:
+    """The pepper: ``value`` ($FERRY_API_KEY_PEPPER) or the content of ``file``
+    ($FERRY_API_KEY_PEPPER_FILE), as config.py read them.
 
-
-def load_pepper(dev: bool = False) -> bytes:
-    """The pepper from $FERRY_API_KEY_PEPPER or the file in $FERRY_API_KEY_PEPPER_FILE.
-
-    In development (``dev``), a random pepper is created on first use under the dev directory.
+    In development (``dev``), a random pepper is created on first use under ``dev_dir``.
     """
-    if value := os.environ.get(PEPPER_ENV):
+    if value:
         return value.encode()
-    if pepper_file := os.environ.get(PEPPER_FILE_ENV):
-        return Path(pepper_file).read_bytes().strip()
+    if file:
+        return Path(file).read_bytes().strip()
     if not dev:
         raise RuntimeError(f"no API-key pepper: set {PEPPER_ENV} or {PEPPER_FILE_ENV} (or use --dev)")
-    path = dev_dir() / "api-key-pepper"
+    path = dev_dir / "api-key-pepper"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import jwt
 
-from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry, KeyProblem
 from ferry_gateway.auth.jwt_verify import AuthFailure, JwtSettings, scopes_from, verify_token
+from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry, KeyProblem
 
 
 @dataclass(frozen=True)

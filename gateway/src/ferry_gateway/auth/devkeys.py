@@ -1,4 +1,5 @@
-"""The development key pair: created on first use under the dev directory, never committed.
+"""The development key pair: created on first use under the dev directory ($FERRY_DEV_DIR, read by
+config.py and passed in), never committed.
 
 The dev JWKS is derived from it, and ``ferry token`` signs with it, like a login script would.
 """
@@ -17,18 +18,16 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ferry_gateway.auth.apikeys import dev_dir
-
 DEV_ISSUER = "https://dev.ferry.local"
 DEV_AUDIENCE = "ferry-gateway"
 
 
-def _key_path() -> Path:
-    return dev_dir() / "dev-jwt-key.pem"
+def _key_path(dev_dir: Path) -> Path:
+    return dev_dir / "dev-jwt-key.pem"
 
 
-def dev_private_key() -> rsa.RSAPrivateKey:
-    path = _key_path()
+def dev_private_key(dev_dir: Path) -> rsa.RSAPrivateKey:
+    path = _key_path(dev_dir)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -51,8 +50,8 @@ def _b64(n: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def dev_jwk() -> dict[str, Any]:
-    pub = dev_private_key().public_key().public_numbers()
+def dev_jwk(dev_dir: Path) -> dict[str, Any]:
+    pub = dev_private_key(dev_dir).public_key().public_numbers()
     e, n = _b64(pub.e), _b64(pub.n)
     # RFC 7638 thumbprint as the kid: stable for the key, changes when the key does.
     thumb = hashlib.sha256(
@@ -62,11 +61,12 @@ def dev_jwk() -> dict[str, Any]:
     return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}
 
 
-def dev_jwks() -> dict[str, Any]:
-    return {"keys": [dev_jwk()]}
+def dev_jwks(dev_dir: Path) -> dict[str, Any]:
+    return {"keys": [dev_jwk(dev_dir)]}
 
 
 def mint_token(
+    dev_dir: Path,
     consumer: str,
     scopes: list[str] | None = None,
     tier: str | None = None,
@@ -88,4 +88,6 @@ def mint_token(
         claims["scope"] = " ".join(scopes)
     if tier is not None:
         claims["tier"] = tier
-    return jwt.encode(claims, dev_private_key(), algorithm="RS256", headers={"kid": dev_jwk()["kid"]})
+    return jwt.encode(
+        claims, dev_private_key(dev_dir), algorithm="RS256", headers={"kid": dev_jwk(dev_dir)["kid"]}
+    )

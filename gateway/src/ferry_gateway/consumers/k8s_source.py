@@ -26,16 +26,17 @@ from typing import Any
 
 import aiohttp
 import yaml
+from ferry_common.contract import API_KEY_SELECTOR, CONSUMER
 from pydantic import ValidationError
 
 from ferry_gateway.auth.apikeys import hash_key, is_hash, key_id
-from ferry_gateway.consumers.crd import GROUP, PLURAL, VERSION, ConsumerSpec
+from ferry_gateway.consumers.crd import ConsumerSpec
 from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
 
 log = logging.getLogger("ferry_gateway.k8s")
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-DEFAULT_SECRET_SELECTOR = "ferry.dev/api-key=true"
+DEFAULT_SECRET_SELECTOR = API_KEY_SELECTOR
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -98,11 +99,8 @@ class KubeAccess:
     key_file: str | None = None
 
     @classmethod
-    def in_cluster(cls) -> KubeAccess:
-        host, port = (
-            os.environ.get("KUBERNETES_SERVICE_HOST"),
-            os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
-        )
+    def in_cluster(cls, host: str | None, port: int = 443) -> KubeAccess:
+        """The pod's service account; ``host``/``port`` are $KUBERNETES_SERVICE_HOST/_PORT (config.py)."""
         if not host:
             raise RuntimeError("not in a cluster: KUBERNETES_SERVICE_HOST is not set")
         return cls(f"https://{host}:{port}", str(SA_DIR / "ca.crt"), token_file=str(SA_DIR / "token"))
@@ -272,9 +270,7 @@ class KubeConsumerSource:
     ) -> None:
         self.namespace = namespace
         self.registry = registry
-        self.consumers = ResourceWatch(
-            access, f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}", self._changed
-        )
+        self.consumers = ResourceWatch(access, CONSUMER.path(namespace), self._changed)
         self.secrets = ResourceWatch(
             access,
             f"/api/v1/namespaces/{namespace}/secrets",

@@ -1,8 +1,9 @@
 """What models a gateway in a cluster serves: ModelDeployments and their status (pure core).
 
-Fed by a watch on ModelDeployments in the model namespace; answers GET /v1/models with version,
-colour and phase, lets the router say 404 for a model that does not exist instead of
-trying a Service that is not there, and tells it which colour serves (routing.py).
+Fed by a watch on ModelDeployments (``ferry_common.contract.MODEL_DEPLOYMENT``) in the model
+namespace; answers GET /v1/models with version, colour and phase, lets the router say 404 for a
+model that does not exist instead of trying a Service that is not there, and tells it which colour
+serves (routing.py).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-MD_GROUP, MD_VERSION, MD_PLURAL = "ferry.dev", "v1alpha1", "modeldeployments"
 
 
 @dataclass(frozen=True)

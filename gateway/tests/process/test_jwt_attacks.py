@@ -4,7 +4,6 @@ Through the real gateway over HTTP: what a client (or an attacker) would see."""
 
 from __future__ import annotations
 
-import base64
 import http.server
 import json
 import threading
@@ -13,84 +12,24 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry
 from ferry_gateway.auth.jwks import UrlKeys
-from ferry_gateway.auth.jwt_verify import AuthFailure, JwtSettings, parse_jwks, verify_token
+from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry
 from ferry_gateway.upstream.routing import Upstreams
-from gw_harness import AUDIENCE, ISSUER, PEPPER, GatewayServer, Upstream, build_app
-from localcluster.procs import free_port
-
-RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-EC = ec.generate_private_key(ec.SECP256R1())
-ED = ed25519.Ed25519PrivateKey.generate()
-OTHER_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-RSA_PUBLIC_PEM = RSA.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+from ferry_testing.gateway import PEPPER, GatewayServer, Upstream, build_app
+from ferry_testing.gateway_jwt import (
+    EC,
+    ED,
+    JWKS,
+    OTHER_RSA,
+    RSA,
+    alg_none,
+    claims,
+    hs256_with_public_key,
+    sign,
+    tampered,
 )
-
-
-def _jwk(alg_cls: Any, key: Any, kid: str, alg: str) -> dict[str, Any]:
-    doc: dict[str, Any] = alg_cls.to_jwk(key.public_key(), as_dict=True)
-    return {**doc, "kid": kid, "use": "sig", "alg": alg}
-
-
-JWKS = {
-    "keys": [
-        _jwk(jwt.algorithms.RSAAlgorithm, RSA, "rsa1", "RS256"),
-        _jwk(jwt.algorithms.ECAlgorithm, EC, "ec1", "ES256"),
-        _jwk(jwt.algorithms.OKPAlgorithm, ED, "ed1", "EdDSA"),
-    ]
-}
-
-
-def claims(**over: Any) -> dict[str, Any]:
-    now = int(time.time())
-    base = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "mallory",
-        "iat": now,
-        "exp": now + 600,
-        "scope": "predict",
-    }
-    base.update(over)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def sign(payload: dict[str, Any], key: Any = RSA, alg: str = "RS256", kid: str = "rsa1") -> str:
-    return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid})
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def alg_none() -> str:
-    header = b64(json.dumps({"alg": "none", "typ": "JWT", "kid": "rsa1"}).encode())
-    return f"{header}.{b64(json.dumps(claims()).encode())}."
-
-
-def hs256_with_public_key() -> str:
-    # the classic key confusion: HMAC "signed" with the RSA public key, hoping the server uses
-    # the same key bytes as an HMAC secret
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "rsa1"}).encode())
-    body = b64(json.dumps(claims()).encode())
-    import hashlib
-    import hmac
-
-    sig = hmac.new(RSA_PUBLIC_PEM, f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(sig)}"
-
-
-def tampered() -> str:
-    token = sign(claims(scope="predict"))
-    header, _, sig = token.split(".")
-    return f"{header}.{b64(json.dumps(claims(scope='predict preview admin', sub='admin')).encode())}.{sig}"
-
+from localcluster.procs import free_port
 
 ATTACKS: dict[str, tuple[Any, str]] = {
     "alg-none": (alg_none, "alg_not_allowed"),
@@ -190,19 +129,6 @@ def test_declared_consumer_allow_list_applies_to_tokens(gateway: str) -> None:
     other = call(gateway, token, path="/v1/models/iris:predict")
     assert other.status_code == 403
     assert other.json()["details"] == [{"field": "name", "reason": "model_not_allowed"}]
-
-
-def test_hmac_only_when_configured_and_then_not_with_the_public_key() -> None:
-    keys = parse_jwks(JWKS)
-    hs = jwt.encode(claims(), "shared-secret-of-32-bytes-length!", algorithm="HS256")
-    with pytest.raises(AuthFailure) as refused:
-        verify_token(hs, keys, JwtSettings(ISSUER, AUDIENCE))
-    assert refused.value.reason == "alg_not_allowed"
-    hmac_on = JwtSettings(ISSUER, AUDIENCE, hmac_secret=b"shared-secret-of-32-bytes-length!")
-    assert verify_token(hs, keys, hmac_on)["sub"] == "mallory"
-    with pytest.raises(AuthFailure) as confused:
-        verify_token(hs256_with_public_key(), keys, hmac_on)
-    assert confused.value.reason == "bad_signature"
 
 
 class _JwksHandler(http.server.BaseHTTPRequestHandler):

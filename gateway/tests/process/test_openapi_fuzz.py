@@ -12,7 +12,7 @@ import schemathesis
 from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
 from ferry_gateway.openapi import spec
 from ferry_gateway.upstream.routing import Upstreams
-from gw_harness import PEPPER, GatewayServer, Keys, Upstream, build_app, consumer_index
+from ferry_testing.gateway import PEPPER, GatewayServer, Keys, Upstream, build_app, consumer_index
 from hypothesis import HealthCheck, settings
 
 KEYS = Keys()

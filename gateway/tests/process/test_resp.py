@@ -8,16 +8,12 @@ import uuid
 import pytest
 import redis
 from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
-from ferry_gateway.limits.resp import PipelinedRedis, encode
+from ferry_gateway.limits.resp import PipelinedRedis
 from ferry_gateway.limits.tiers import LimitsConfig
-from gw_harness import FakeClock
+from ferry_testing.gateway import FakeClock
 from localcluster.procs import free_port
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-
-def test_encoding_is_resp_arrays_of_bulk_strings() -> None:
-    assert encode(["SET", "k", 12, b"\r\n"]) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n12\r\n$2\r\n\r\n\r\n"
 
 
 async def test_script_survives_a_script_flush(redis_url: str) -> None:

@@ -8,7 +8,7 @@ import uuid
 import redis.asyncio as aioredis
 from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
 from ferry_gateway.limits.tiers import parse_limits
-from gw_harness import FakeClock
+from ferry_testing.gateway import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import redis
 from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
 from ferry_gateway.limits.redis_conn import make_redis
 from ferry_gateway.limits.tiers import LimitsConfig
+from ferry_testing.gateway import FakeClock
 from fixtures.servers import redis_server
-from gw_harness import FakeClock
 from localcluster.procs import free_port, port_open, wait_for
 
 
@@ -97,10 +96,3 @@ async def test_through_cluster(tmp_path: Path) -> None:
         except _Exited:
             if attempt == 2:
                 raise
-
-
-def test_unknown_scheme_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="redis\\+sentinel"):
-        make_redis("memcached://127.0.0.1:11211")
-    with pytest.raises(ValueError, match="MASTER"):
-        make_redis("redis+sentinel://127.0.0.1:26379")

@@ -6,41 +6,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from ferry_gateway.upstream.catalog import ModelCatalog, entries
 from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
+from ferry_gateway.upstream.catalog import ModelCatalog
 from ferry_gateway.upstream.routing import Upstreams
-from gw_harness import PEPPER, GatewayServer, Keys, Upstream, build_app, consumer_index
+from ferry_testing.gateway import MD_IRIS as IRIS
+from ferry_testing.gateway import MD_TITANIC as TITANIC
+from ferry_testing.gateway import PEPPER, GatewayServer, Keys, Upstream, build_app, consumer_index
 
 KEYS = Keys()
-TITANIC = {
-    "metadata": {"name": "titanic"},
-    "status": {
-        "phase": "Stable",
-        "active": {"color": "blue", "modelVersion": "3", "ready": True, "inferenceService": "titanic-blue"},
-    },
-}
-IRIS = {
-    "metadata": {"name": "iris"},
-    "status": {
-        "phase": "Verifying",
-        "active": {"color": "green", "modelVersion": "1", "ready": True, "inferenceService": "iris-green"},
-        "preview": {"color": "blue", "modelVersion": "2", "ready": True, "inferenceService": "iris-blue"},
-    },
-}
-
-
-def test_entries_from_status() -> None:
-    got = entries([TITANIC, IRIS, {"metadata": {"name": "new"}}])
-    assert got["titanic"].describe(False) == {
-        "name": "titanic",
-        "status": "Stable",
-        "version": "3",
-        "color": "blue",
-        "ready": True,
-    }
-    assert got["iris"].describe(True)["preview"] == {"version": "2", "ready": True}
-    assert (got["iris"].color, got["iris"].preview_color) == ("green", "blue")
-    assert got["new"].phase == "Pending" and got["new"].version is None
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ the gateway. Modes:
 ``--delay S`` holds each answer S seconds (concurrently); ``--serial S`` holds each answer S
 seconds one at a time, like a single-worker CPU-bound predictor, but without burning CPU.
 
-    python static_upstream.py --port 9001 [--mode echo] [--delay 0] [--serial 0]
+    python -m ferry_testing.gateway_upstream --port 9001 [--mode echo] [--delay 0] [--serial 0]
 """
 
 from __future__ import annotations

@@ -1,40 +1,54 @@
-"""Real servers for the gateway tests: the gateway under uvicorn and a predictor stand-in, each
-on a loopback port in a background thread with its own event loop."""
+"""The gateway tests' harness: the gateway under uvicorn and a predictor stand-in, each on a
+loopback port in a background thread with its own event loop, plus the test consumers, keys and
+a controllable clock."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
-from localcluster.procs import free_port, port_open, wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-
-from ferry_gateway.auth.apikeys import hash_key, key_id
 from ferry_gateway.app import Gateway
+from ferry_gateway.auth.apikeys import hash_key, key_id
 from ferry_gateway.auth.authenticator import Authenticator
-from ferry_gateway.upstream.catalog import ModelCatalog
-from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
 from ferry_gateway.auth.jwks import StaticKeys
 from ferry_gateway.auth.jwt_verify import JwtSettings
+from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
 from ferry_gateway.limits.ratelimit import RateLimiter
 from ferry_gateway.limits.redis_conn import make_redis
-from ferry_gateway.upstream.routing import Upstreams
 from ferry_gateway.limits.tiers import LimitsConfig
+from ferry_gateway.upstream.catalog import ModelCatalog
 from ferry_gateway.upstream.pool import UpstreamPool
-from static_upstream import Options, serve
+from ferry_gateway.upstream.routing import Upstreams
+from localcluster.procs import free_port, port_open, wait_for
+
+from ferry_testing.gateway_upstream import Options, serve
 
 T = TypeVar("T")
 PEPPER = b"test-pepper"
 ISSUER = "https://issuer.test"
 AUDIENCE = "ferry-test"
+
+# Two ModelDeployments as the operator leaves them: one stable, one verifying a preview.
+MD_TITANIC: dict[str, Any] = {
+    "metadata": {"name": "titanic"},
+    "status": {
+        "phase": "Stable",
+        "active": {"color": "blue", "modelVersion": "3", "ready": True, "inferenceService": "titanic-blue"},
+    },
+}
+MD_IRIS: dict[str, Any] = {
+    "metadata": {"name": "iris"},
+    "status": {
+        "phase": "Verifying",
+        "active": {"color": "green", "modelVersion": "1", "ready": True, "inferenceService": "iris-green"},
+        "preview": {"color": "blue", "modelVersion": "2", "ready": True, "inferenceService": "iris-blue"},
+    },
+}
 
 
 class FakeClock:
@@ -64,7 +78,7 @@ class LoopThread:
 
 
 class Upstream:
-    """The predictor stand-in from gateway/bench/static_upstream.py on a free loopback port."""
+    """The predictor stand-in (ferry_testing.gateway_upstream) on a free loopback port."""
 
     def __init__(self, mode: str = "echo", name: str = "active", delay: float = 0.0) -> None:
         self.port = free_port()

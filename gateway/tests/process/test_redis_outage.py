@@ -11,8 +11,8 @@ from ferry_gateway.limits.breaker import CircuitBreaker
 from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
 from ferry_gateway.limits.redis_conn import make_redis
 from ferry_gateway.limits.tiers import LimitsConfig
+from ferry_testing.gateway import FakeClock
 from fixtures.servers import redis_server
-from gw_harness import FakeClock
 
 
 @pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])

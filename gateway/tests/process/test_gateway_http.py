@@ -12,9 +12,9 @@ import httpx
 import pytest
 from ferry_gateway import cli, metrics
 from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
-from ferry_gateway.upstream.routing import Upstreams
 from ferry_gateway.limits.tiers import parse_limits
-from gw_harness import PEPPER, FakeClock, GatewayServer, Keys, Upstream, build_app, consumer_index
+from ferry_gateway.upstream.routing import Upstreams
+from ferry_testing.gateway import PEPPER, FakeClock, GatewayServer, Keys, Upstream, build_app, consumer_index
 from localcluster.procs import free_port
 
 KEYS = Keys()
