@@ -3,7 +3,11 @@ is added to every prediction).
 
 Order of checks on a model call: authenticate (401) -> scopes and allow-list (403) -> route
 (404) -> declared body size (413) -> rate limit and quota in one Redis round trip (429/503) ->
-read and check the body (413/400) -> forward (502/503/504 on predictor failure).
+read and check the body (413/400) -> forward (502/503/504 on predictor failure); ``_predict``
+reads as those steps.
+
+Around the routes sits the edge (``ferry_gateway.edge``), one ASGI class per concern: request
+ids, then the counters and access log, then the error envelope.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -43,16 +46,6 @@ _DENIAL = {
     Outcome.QUOTA_EXCEEDED: (ErrorCode.QUOTA_EXCEEDED, "daily quota exhausted; it resets at 00:00 UTC"),
     Outcome.FAIL_CLOSED: (ErrorCode.SERVICE_UNAVAILABLE, "rate limiter unavailable; refusing (fail-closed)"),
 }
-
-
-@dataclass(frozen=True)
-class _Call:
-    """A model call that passed authentication, scopes and routing."""
-
-    principal: Principal
-    model: str
-    path: str
-    base: str
 
 
 def _json(doc: Any) -> bytes:
