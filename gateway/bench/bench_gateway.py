@@ -1,7 +1,7 @@
 """Benchmark the gateway: what it adds over calling the predictor directly, and its ceiling.
 
 Everything runs as separate processes on loopback: redis-server, predictor stand-ins
-(static_upstream.py), one ferry-gateway process, and wrk as the load generator.
+(ferry_testing.gateway_upstream), one ferry-gateway process, and wrk as the load generator.
 
 1. Overhead at concurrency 1, 32, 128: a predictor stand-in with a fixed 4 ms service time,
    served one request at a time (like the measured single-core predictors) but sleeping instead
@@ -34,7 +34,6 @@ import redis
 from fixtures.servers import redis_server
 from localcluster.procs import free_port, port_open, wait_for
 
-HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 BENCH_KEY = "fry_dev_pro_do_not_use_in_production"  # the dev-pro consumer of --dev mode
 SERVICE_TIME = 0.004
@@ -72,7 +71,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def upstream(port: int, log_dir: Path, serial: float = 0.0) -> Any:
-    args = [sys.executable, str(HERE / "static_upstream.py"), "--port", str(port), "--serial", str(serial)]
+    args = [
+        sys.executable,
+        "-m",
+        "ferry_testing.gateway_upstream",
+        "--port",
+        str(port),
+        "--serial",
+        str(serial),
+    ]
     return process(f"upstream :{port}", args, port, log_dir / f"upstream-{port}.log")
 
 

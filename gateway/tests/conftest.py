@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from gw_harness import Upstream
+from ferry_testing.gateway import Upstream
 
 
 @pytest.fixture(scope="session")

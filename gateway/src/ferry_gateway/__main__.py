@@ -6,18 +6,22 @@ import argparse
 import logging
 import sys
 
-from ferry_gateway import logs
-from ferry_gateway.consumers import DEV_KEYS
-from ferry_gateway.settings import ENVIRONMENT, from_env
+from ferry_common import logs
+
+from ferry_gateway import config
+from ferry_gateway.config import ConfigError, Settings
+from ferry_gateway.consumers.registry import DEV_KEYS
+
+# uvicorn's own access lines would duplicate ours (FERRY_ACCESS_LOG) in another format
+QUIET_LOGGERS = ("uvicorn.access",)
 
 
 def parser() -> argparse.ArgumentParser:
-    env_help = "\n".join(f"  {k:<30} {v}" for k, v in ENVIRONMENT.items())
     p = argparse.ArgumentParser(
         prog="ferry-gateway",
         description="Ferry's gateway: authenticates callers, applies Redis rate limits and quotas, "
         "and routes model calls to predictors. Flags override the environment variables below.",
-        epilog="environment variables:\n" + env_help,
+        epilog=config.help_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -52,24 +56,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        s = from_env()
-    except ValueError as exc:
-        print(f"ferry-gateway: {exc}", file=sys.stderr)
+        s = config.load(args)
+    except ConfigError as exc:
+        print(f"ferry-gateway: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    s.dev = args.dev
-    if args.host:
-        s.host = args.host
-    elif args.dev:
-        s.host = "127.0.0.1"
-    if args.port:
-        s.port = args.port
-    s.upstreams += args.upstream
-    s.preview_upstreams += args.preview_upstream
-    s.consumers_file = args.consumers or s.consumers_file
-    s.limits_file = args.limits or s.limits_file
-    s.fail_open = s.fail_open and not args.fail_closed
-    s.access_log = s.access_log or args.access_log
-    logs.configure(s.log_level)
+    logs.configure("gateway", s.log_level, quiet=QUIET_LOGGERS)
 
     import uvicorn
 
@@ -81,14 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ferry-gateway: {exc}", file=sys.stderr)
         return 2
     if s.dev:
-        lines = [
-            f"ferry-gateway (dev) on http://{s.host}:{s.port}  docs: /docs",
-            f"  models: {', '.join(app.upstreams.known_models()) or '-'}",
-        ]
-        if not s.consumers_file:
-            lines += [f"  dev API key for {name}: {key}" for name, key in DEV_KEYS.items()]
-        lines.append("  or a token: TOKEN=$(uv run ferry token --consumer dev-pro)")
-        print("\n".join(lines), file=sys.stderr, flush=True)
+        _print_dev_banner(s, app.upstreams.known_models())
     logging.getLogger("ferry_gateway").info("starting", extra={"fields": {"port": s.port, "dev": s.dev}})
     uvicorn.run(
         app,
@@ -103,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         date_header=False,
     )
     return 0
+
+
+def _print_dev_banner(s: Settings, models: list[str]) -> None:
+    lines = [
+        f"ferry-gateway (dev) on http://{s.host}:{s.port}  docs: /docs",
+        f"  models: {', '.join(models) or '-'}",
+    ]
+    if not s.consumers_file:
+        lines += [f"  dev API key for {name}: {key}" for name, key in DEV_KEYS.items()]
+    lines.append("  or a token: TOKEN=$(uv run ferry token --consumer dev-pro)")
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -3,75 +3,49 @@ is added to every prediction).
 
 Order of checks on a model call: authenticate (401) -> scopes and allow-list (403) -> route
 (404) -> declared body size (413) -> rate limit and quota in one Redis round trip (429/503) ->
-read and check the body (413/400) -> forward (502/503/504 on predictor failure).
+read and check the body (413/400) -> forward (502/503/504 on predictor failure); ``_predict``
+reads as those steps.
+
+Around the routes sits the edge (``ferry_gateway.edge``), one ASGI class per concern: request
+ids, then the counters and access log, then the error envelope.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import re
-import secrets
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from ferry_common.asgi import RawHeaders, Receive, Scope, Send, lifespan, read_body, too_large
 from ferry_common.errors import ErrorCode, FerryError, FieldError
+from ferry_common.logs import bind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ferry_gateway import metrics
-from ferry_gateway.auth import Authenticator, Principal
-from ferry_gateway.catalog import ModelCatalog
-from ferry_gateway.jwt_verify import AuthFailure
-from ferry_gateway.logs import access_log, audit
+from ferry_gateway.auth.authenticator import Authenticator, Principal
+from ferry_gateway.auth.jwt_verify import AuthFailure
+from ferry_gateway.edge.access_log import AccessLog
+from ferry_gateway.edge.errors import ErrorEnvelope
+from ferry_gateway.edge.request import JSON, RequestContext, context, respond
+from ferry_gateway.edge.request_id import RequestIds
+from ferry_gateway.limits.headers import rate_limit_headers
+from ferry_gateway.limits.ratelimit import Decision, Outcome, RateLimiter
 from ferry_gateway.openapi import docs_page, spec
-from ferry_gateway.ratelimit import Decision, Outcome, RateLimiter
-from ferry_gateway.ratelimit_headers import rate_limit_headers
-from ferry_gateway.routing import Refusal, Route, Upstreams, match_predict, valid_model_name
-from ferry_gateway.upstream import FORWARD_REQUEST_HEADERS, UpstreamPool
+from ferry_gateway.upstream.catalog import ModelCatalog
+from ferry_gateway.upstream.pool import FORWARD_REQUEST_HEADERS, UpstreamPool
+from ferry_gateway.upstream.routing import Refusal, Route, Upstreams, match_predict, valid_model_name
 
 log = logging.getLogger("ferry_gateway.app")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-RawHeaders = list[tuple[bytes, bytes]]
-
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Request ids: a random per-process prefix and a counter, unique without a urandom call per request.
-_ID_PREFIX = secrets.token_hex(8)
-_id_counter = itertools.count(1)
-
-
-def _new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
-
-
-JSON = b"application/json"
+Headers = dict[bytes, bytes]
 
 _DENIAL = {
     Outcome.RATE_LIMITED: (ErrorCode.RATE_LIMITED, "rate limit exceeded; retry after the Retry-After delay"),
     Outcome.QUOTA_EXCEEDED: (ErrorCode.QUOTA_EXCEEDED, "daily quota exhausted; it resets at 00:00 UTC"),
     Outcome.FAIL_CLOSED: (ErrorCode.SERVICE_UNAVAILABLE, "rate limiter unavailable; refusing (fail-closed)"),
 }
-
-
-@dataclass
-class _Ctx:
-    request_id: str
-    path: str
-    client: str
-    model: str = "-"
-    consumer: str = "-"
-    started_response: bool = False
-
-
-class ClientDisconnected(Exception):
-    pass
 
 
 def _json(doc: Any) -> bytes:
@@ -111,50 +85,33 @@ class Gateway:
         self._consumer_labels: set[str] = set()
         self._openapi = _json(spec())
         self._docs = docs_page(spec()).encode()
+        # the edge, outermost first: request id -> access log and counters -> error envelope
+        self._edge = RequestIds(
+            AccessLog(ErrorEnvelope(self._endpoint), enabled=access_log, consumer_label=self._consumer_label)
+        )
 
     # ---- ASGI entry -------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await lifespan(receive, send, self._startup, self._shutdown)
             return
         if scope["type"] != "http":
             return
-        started = time.perf_counter()
-        headers: dict[bytes, bytes] = dict(scope["headers"])
-        rid_raw = headers.get(b"x-request-id")
-        rid = rid_raw.decode("latin-1") if rid_raw else ""
-        client = scope.get("client")
-        ctx = _Ctx(
-            rid if REQUEST_ID.match(rid) else _new_request_id(), scope["path"], client[0] if client else "-"
-        )
-        try:
-            status = await self._dispatch(scope, receive, send, headers, ctx)
-        except FerryError as exc:
-            status = await self._send_error(send, exc, ctx)
-        except ClientDisconnected:
-            status = 499
-        except Exception:
-            log.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
-            status = await self._send_error(send, FerryError(ErrorCode.INTERNAL, "internal error"), ctx)
-        elapsed = time.perf_counter() - started
-        metrics.REQUESTS.labels(ctx.model, self._consumer_label(ctx.consumer), str(status)).inc()
-        if ctx.model != "-":
-            metrics.REQUEST_DURATION.labels(ctx.model).observe(elapsed)
-        if self.access_log:
-            access_log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "request_id": ctx.request_id,
-                        "consumer": ctx.consumer,
-                        "model": ctx.model,
-                        "method": scope["method"],
-                        "path": ctx.path,
-                        "status": status,
-                        "ms": round(elapsed * 1000, 3),
-                    }
-                },
-            )
+        await self._edge(scope, receive, send)
+
+    async def _startup(self) -> None:
+        await self.pool.start()
+        for hook in self.on_startup:
+            await hook()
+
+    async def _shutdown(self) -> None:
+        await self.pool.close()
+        for hook in self.on_shutdown:
+            await hook()
+
+    async def _endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Innermost: the gateway's own routes, inside the edge classes."""
+        await self._dispatch(scope, receive, send, dict(scope["headers"]), context(scope))
 
     def _consumer_label(self, consumer: str) -> str:
         """JWT subjects are not declared anywhere, so their number is unbounded; a metrics label
@@ -191,28 +148,9 @@ class Gateway:
         if closed:
             log.info("closed %d idle connections to predictors no longer routed to", closed)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.pool.start()
-                    for hook in self.on_startup:
-                        await hook()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.pool.close()
-                for hook in self.on_shutdown:
-                    await hook()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
     # ---- routing ----------------------------------------------------------------------------
     async def _dispatch(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes], ctx: _Ctx
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, ctx: RequestContext
     ) -> int:
         method: str = scope["method"]
         path: str = scope["path"]
@@ -229,17 +167,17 @@ class Gateway:
         if path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/"):
             self._require_method(method, "GET")
         if path == "/healthz":
-            return await self._send(send, 200, b'{"status":"ok"}', ctx)
+            return await respond(send, ctx, 200, b'{"status":"ok"}')
         if path == "/readyz":
             return await self._ready(send, ctx)
         if path == "/metrics":
-            return await self._send(
-                send, 200, generate_latest(metrics.REGISTRY), ctx, CONTENT_TYPE_LATEST.encode()
+            return await respond(
+                send, ctx, 200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST.encode()
             )
         if path == "/openapi.json":
-            return await self._send(send, 200, self._openapi, ctx)
+            return await respond(send, ctx, 200, self._openapi)
         if path in ("/docs", "/docs/"):
-            return await self._send(send, 200, self._docs, ctx, b"text/html; charset=utf-8")
+            return await respond(send, ctx, 200, self._docs, b"text/html; charset=utf-8")
         raise FerryError(ErrorCode.NOT_FOUND, f"no route for {path}", [FieldError("path", "unknown path")])
 
     @staticmethod
@@ -253,7 +191,7 @@ class Gateway:
             )
 
     # ---- auth -------------------------------------------------------------------------------
-    async def _principal(self, headers: dict[bytes, bytes], ctx: _Ctx) -> Principal:
+    async def _principal(self, headers: Headers, ctx: RequestContext) -> Principal:
         authz = headers.get(b"authorization")
         key = headers.get(b"x-api-key")
         try:
@@ -282,9 +220,35 @@ class Gateway:
 
     # ---- model calls ------------------------------------------------------------------------
     async def _predict(
-        self, model: str, path: str, receive: Receive, send: Send, headers: dict[bytes, bytes], ctx: _Ctx
+        self, model: str, path: str, receive: Receive, send: Send, headers: Headers, ctx: RequestContext
     ) -> int:
+        """The order of checks is the contract (module docstring): each step raises its error."""
         principal = await self._principal(headers, ctx)
+        self._check_scopes(principal, model, headers)
+        base = self._route(model, self._wants_preview(headers))
+        ctx.model = model
+        with bind(model=model):
+            self._check_declared_size(headers)
+            decision = await self._limit(principal, model)
+            limit_headers = rate_limit_headers(decision)
+            try:
+                body = await self._json_body(receive)
+                resp = await self.pool.post(
+                    model, base, path, body, self._forward_headers(headers, principal, ctx), ctx.request_id
+                )
+            except FerryError as exc:
+                exc.headers.update({k.decode(): v.decode() for k, v in limit_headers})
+                raise
+            metrics.UPSTREAM_DURATION.labels(model).observe(resp.seconds)
+            content_type, extra = self._response_headers(resp.headers)
+            return await respond(send, ctx, resp.status, resp.body, content_type, extra + limit_headers)
+
+    @staticmethod
+    def _wants_preview(headers: Headers) -> bool:
+        return headers.get(b"x-ferry-preview", b"").lower() in (b"true", b"1")
+
+    def _check_scopes(self, principal: Principal, model: str, headers: Headers) -> None:
+        """403 for a missing scope or a model outside the allow-list (404 for a bad name, first)."""
         if "predict" not in principal.scopes:
             raise self._forbid("missing_scope", "this credential lacks the 'predict' scope", "scope")
         if not valid_model_name(model):
@@ -293,8 +257,7 @@ class Gateway:
                 "no such model",
                 [FieldError("name", "not a valid model name (DNS label)")],
             )
-        preview = headers.get(b"x-ferry-preview", b"").lower() in (b"true", b"1")
-        if preview and "preview" not in principal.scopes:
+        if self._wants_preview(headers) and "preview" not in principal.scopes:
             raise self._forbid(
                 "missing_scope", "the preview colour needs the 'preview' scope", "X-Ferry-Preview"
             )
@@ -302,6 +265,9 @@ class Gateway:
             raise self._forbid(
                 "model_not_allowed", f"consumer {principal.consumer} may not use model {model}", "name"
             )
+
+    def _route(self, model: str, preview: bool) -> str:
+        """The predictor's base URL; 404 for an unknown model, 503 for one not ready yet."""
         models = self.catalog.models if self.catalog is not None and self.catalog.synced else None
         route = self.upstreams.route(model, preview, models)
         if isinstance(route, Refusal):
@@ -310,48 +276,55 @@ class Gateway:
             raise FerryError(
                 ErrorCode.MODEL_NOT_FOUND, route.message, [FieldError("name", f"unknown model {model!r}")]
             )
-        base = route.url
-        ctx.model = model
+        return route.url
+
+    def _check_declared_size(self, headers: Headers) -> None:
+        """413 before the rate limit spends anything, when Content-Length already says too much."""
         declared = headers.get(b"content-length")
-        if declared is not None:
-            try:
-                size = int(declared)
-            except ValueError:
-                raise FerryError(
-                    ErrorCode.INVALID_INPUT,
-                    "bad Content-Length",
-                    [FieldError("content-length", "not an integer")],
-                ) from None
-            if size > self.max_body_bytes:
-                raise self._too_large()
-        decision = await self._limit(principal, model)
-        limit_headers = rate_limit_headers(decision)
+        if declared is None:
+            return
         try:
-            body = await self._read_body(receive)
-            try:
-                orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise FerryError(
-                    ErrorCode.INVALID_JSON, "request body is not valid JSON", [FieldError("body", str(exc))]
-                ) from None
-            forward = [(k, headers[k]) for k in FORWARD_REQUEST_HEADERS if k in headers]
-            forward += [
-                (b"x-request-id", ctx.request_id.encode()),
-                (b"x-ferry-consumer", principal.consumer.encode()),
-            ]
-            resp = await self.pool.post(model, base, path, body, forward, ctx.request_id)
-        except FerryError as exc:
-            exc.headers.update({k.decode(): v.decode() for k, v in limit_headers})
-            raise
-        metrics.UPSTREAM_DURATION.labels(model).observe(resp.seconds)
+            size = int(declared)
+        except ValueError:
+            raise FerryError(
+                ErrorCode.INVALID_INPUT,
+                "bad Content-Length",
+                [FieldError("content-length", "not an integer")],
+            ) from None
+        if size > self.max_body_bytes:
+            raise too_large(self.max_body_bytes)
+
+    async def _json_body(self, receive: Receive) -> bytes:
+        """The body (413 past the limit, ClientDisconnected if the client leaves), checked as JSON."""
+        body = await read_body(receive, limit=self.max_body_bytes)
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise FerryError(
+                ErrorCode.INVALID_JSON, "request body is not valid JSON", [FieldError("body", str(exc))]
+            ) from None
+        return body
+
+    @staticmethod
+    def _forward_headers(headers: Headers, principal: Principal, ctx: RequestContext) -> RawHeaders:
+        forward = [(k, headers[k]) for k in FORWARD_REQUEST_HEADERS if k in headers]
+        forward += [
+            (b"x-request-id", ctx.request_id.encode()),
+            (b"x-ferry-consumer", principal.consumer.encode()),
+        ]
+        return forward
+
+    @staticmethod
+    def _response_headers(upstream: RawHeaders) -> tuple[bytes, RawHeaders]:
+        """The predictor's content type and its other headers, minus its own request id."""
         content_type = JSON
         extra: RawHeaders = []
-        for k, v in resp.headers:
+        for k, v in upstream:
             if k == b"content-type":
                 content_type = v
             elif k != b"x-request-id":
                 extra.append((k, v))
-        return await self._send(send, resp.status, resp.body, ctx, content_type, extra + limit_headers)
+        return content_type, extra
 
     async def _limit(self, principal: Principal, model: str | None) -> Decision:
         decision = await self.limiter.check(principal.consumer, principal.tier, model)
@@ -362,30 +335,8 @@ class Gateway:
         hdrs = {k.decode(): v.decode() for k, v in rate_limit_headers(decision)}
         raise FerryError(code, message, [FieldError("consumer", decision.outcome.value)], headers=hdrs)
 
-    def _too_large(self) -> FerryError:
-        return FerryError(
-            ErrorCode.PAYLOAD_TOO_LARGE,
-            f"request body over {self.max_body_bytes} bytes",
-            [FieldError("body", f"at most {self.max_body_bytes} bytes")],
-        )
-
-    async def _read_body(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise self._too_large()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
     # ---- other endpoints --------------------------------------------------------------------
-    async def _list_models(self, send: Send, headers: dict[bytes, bytes], ctx: _Ctx) -> int:
+    async def _list_models(self, send: Send, headers: Headers, ctx: RequestContext) -> int:
         principal = await self._principal(headers, ctx)
         if self.catalog is not None:
             with_preview = "preview" in principal.scopes
@@ -394,7 +345,7 @@ class Gateway:
                 for n, e in sorted(self.catalog.models.items())
                 if principal.may_use(n)
             ]
-            return await self._send(send, 200, _json({"models": listed}), ctx)
+            return await respond(send, ctx, 200, _json({"models": listed}))
         names = [m for m in self.upstreams.known_models() if principal.may_use(m)]
 
         async def describe(name: str) -> dict[str, Any]:
@@ -414,9 +365,9 @@ class Gateway:
             return entry
 
         models = await asyncio.gather(*(describe(n) for n in names))
-        return await self._send(send, 200, _json({"models": models}), ctx)
+        return await respond(send, ctx, 200, _json({"models": models}))
 
-    async def _usage(self, send: Send, headers: dict[bytes, bytes], ctx: _Ctx) -> int:
+    async def _usage(self, send: Send, headers: Headers, ctx: RequestContext) -> int:
         principal = await self._principal(headers, ctx)
         tier = self.limiter.limits.tier(principal.tier)
         decision = await self.limiter.peek(principal.consumer, principal.tier)
@@ -440,9 +391,9 @@ class Gateway:
                 "remaining": decision.quota.remaining,
                 "resetSeconds": decision.quota.reset_seconds,
             }
-        return await self._send(send, 200, _json(doc), ctx)
+        return await respond(send, ctx, 200, _json(doc))
 
-    async def _ready(self, send: Send, ctx: _Ctx) -> int:
+    async def _ready(self, send: Send, ctx: RequestContext) -> int:
         if self.consumers_ready is not None and not self.consumers_ready():
             raise FerryError(
                 ErrorCode.SERVICE_UNAVAILABLE,
@@ -460,46 +411,4 @@ class Gateway:
                 "Redis is down and the limiter fails closed",
                 [FieldError("redis", "unreachable")],
             )
-        return await self._send(send, 200, _json(doc), ctx)
-
-    # ---- responses --------------------------------------------------------------------------
-    async def _send(
-        self,
-        send: Send,
-        status: int,
-        body: bytes,
-        ctx: _Ctx,
-        content_type: bytes = JSON,
-        extra: RawHeaders | None = None,
-    ) -> int:
-        headers: RawHeaders = [
-            (b"content-type", content_type),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", ctx.request_id.encode()),
-        ]
-        if extra:
-            headers += extra
-        ctx.started_response = True
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return status
-
-    async def _send_error(self, send: Send, exc: FerryError, ctx: _Ctx) -> int:
-        status = exc.status
-        if status < 500 or exc.code in (ErrorCode.SERVICE_UNAVAILABLE,):
-            reason = exc.details[0].reason if exc.details else exc.code.value
-            audit(
-                "request_denied",
-                request_id=ctx.request_id,
-                consumer=ctx.consumer,
-                model=ctx.model,
-                path=ctx.path[:256],
-                status=status,
-                code=exc.code.value,
-                reason=reason,
-                client=ctx.client,
-            )
-        if ctx.started_response:
-            return status
-        extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
-        return await self._send(send, status, _json(exc.envelope(ctx.request_id)), ctx, JSON, extra)
+        return await respond(send, ctx, 200, _json(doc))

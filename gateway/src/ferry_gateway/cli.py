@@ -15,18 +15,27 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from ferry_common.contract import LABEL_API_KEY, LABEL_CONSUMER
+from ferry_common.timefmt import format_time, parse_time
 
-from ferry_gateway.apikeys import PEPPER_ENV, PEPPER_FILE_ENV, generate_key, hash_key, key_id, load_pepper
-from ferry_gateway.consumer_crd import SCOPES
-from ferry_gateway.consumers import parse_consumers_file
-from ferry_gateway.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks, mint_token
-
-DEFAULT_FILE = os.environ.get("FERRY_CONSUMERS_FILE", "consumers.yaml")
+from ferry_gateway import config
+from ferry_gateway.auth.apikeys import (
+    PEPPER_ENV,
+    PEPPER_FILE_ENV,
+    generate_key,
+    hash_key,
+    key_id,
+    load_pepper,
+)
+from ferry_gateway.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks, mint_token
+from ferry_gateway.config import ConfigError, Settings
+from ferry_gateway.consumers.crd import SCOPES
+from ferry_gateway.consumers.registry import parse_consumers_file
 
 
 def _scopes(value: str) -> list[str]:
@@ -62,11 +71,7 @@ def _save(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)  # the gateway never sees half a file
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def keys_create(args: argparse.Namespace) -> int:
+def keys_create(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
     doc = _load(path)
     entry = next((c for c in doc["consumers"] if c.get("name") == args.consumer), None)
@@ -85,11 +90,14 @@ def keys_create(args: argparse.Namespace) -> int:
         if args.scopes:
             entry["scopes"] = args.scopes
     key = generate_key()
-    stored = hash_key(load_pepper(dev=args.dev), key)
-    now = datetime.now(UTC)
-    record: dict[str, Any] = {"hash": stored, "createdAt": _iso(now)}
+    pepper = load_pepper(
+        settings.api_key_pepper, settings.api_key_pepper_file, settings.dev_dir, dev=args.dev
+    )
+    stored = hash_key(pepper, key)
+    now = time.time()
+    record: dict[str, Any] = {"hash": stored, "createdAt": format_time(now)}
     if args.expires_in:
-        record["expiresAt"] = _iso(now + timedelta(seconds=args.expires_in))
+        record["expiresAt"] = format_time(now + args.expires_in)
     entry.setdefault("apiKeys", []).append(record)
     _save(path, doc)
     print(
@@ -99,7 +107,7 @@ def keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def keys_secret(args: argparse.Namespace) -> int:
+def keys_secret(args: argparse.Namespace, _: Settings) -> int:
     """A new key as a Kubernetes Secret on stdout (for `kubectl apply -f -`), and how to attach it."""
     key = generate_key()
     secret = {
@@ -108,7 +116,7 @@ def keys_secret(args: argparse.Namespace) -> int:
         "metadata": {
             "name": args.secret,
             "namespace": args.namespace,
-            "labels": {"ferry.dev/api-key": "true", "ferry.dev/consumer": args.consumer},
+            "labels": {LABEL_API_KEY: "true", LABEL_CONSUMER: args.consumer},
         },
         "type": "Opaque",
         "stringData": {"apiKey": key},
@@ -116,7 +124,7 @@ def keys_secret(args: argparse.Namespace) -> int:
     print(yaml.safe_dump(secret, sort_keys=False), end="")
     ref: dict[str, Any] = {"name": args.secret}
     if args.expires_in:
-        ref["expiresAt"] = _iso(datetime.now(UTC) + timedelta(seconds=args.expires_in))
+        ref["expiresAt"] = format_time(time.time() + args.expires_in)
     patch = json.dumps([{"op": "add", "path": "/spec/apiKeys/-", "value": ref}])
     print(
         f"the key is in the Secret above (shown once); attach it with:\n"
@@ -126,7 +134,7 @@ def keys_secret(args: argparse.Namespace) -> int:
     return 0
 
 
-def keys_revoke(args: argparse.Namespace) -> int:
+def keys_revoke(args: argparse.Namespace, _: Settings) -> int:
     path = Path(args.file)
     doc = _load(path)
     for c in doc["consumers"]:
@@ -142,7 +150,7 @@ def keys_revoke(args: argparse.Namespace) -> int:
     return 1
 
 
-def keys_list(args: argparse.Namespace) -> int:
+def keys_list(args: argparse.Namespace, _: Settings) -> int:
     doc = _load(Path(args.file))
     rows = [("CONSUMER", "TIER", "KEY ID", "CREATED", "EXPIRES", "STATE")]
     now = time.time()
@@ -151,7 +159,7 @@ def keys_list(args: argparse.Namespace) -> int:
             expires = k.get("expiresAt")
             exp_ts = expires.timestamp() if isinstance(expires, datetime) else None
             if isinstance(expires, str):
-                exp_ts = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp()
+                exp_ts = parse_time(expires)
             state = (
                 "revoked"
                 if k.get("revoked")
@@ -173,20 +181,29 @@ def keys_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def token(args: argparse.Namespace) -> int:
+def token(args: argparse.Namespace, settings: Settings) -> int:
     scopes = None if args.scopes is None else [s for group in args.scopes for s in group]
-    print(mint_token(args.consumer, scopes, args.tier, args.expires_in, args.audience, args.issuer))
+    print(
+        mint_token(
+            settings.dev_dir, args.consumer, scopes, args.tier, args.expires_in, args.audience, args.issuer
+        )
+    )
     return 0
 
 
-def jwks(_: argparse.Namespace) -> int:
-    print(json.dumps(dev_jwks(), indent=2))
+def jwks(_: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(dev_jwks(settings.dev_dir), indent=2))
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(consumers_file: str = config.DEFAULT_CONSUMERS_FILE) -> argparse.ArgumentParser:
+    """``consumers_file``: the --file default, $FERRY_CONSUMERS_FILE as config.py read it."""
+    default_file = consumers_file
     p = argparse.ArgumentParser(
-        prog="ferry", description="Ferry gateway credentials: API keys and dev tokens."
+        prog="ferry",
+        description="Ferry gateway credentials: API keys and dev tokens.",
+        epilog=config.help_text(config.CLI_ENVIRONMENT),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -199,7 +216,7 @@ def parser() -> argparse.ArgumentParser:
         description=f"Create an API key; {pepper_help} (or the dev pepper with --dev).",
     )
     c.add_argument("--consumer", required=True)
-    c.add_argument("--file", default=DEFAULT_FILE, help=f"consumers YAML (default {DEFAULT_FILE})")
+    c.add_argument("--file", default=default_file, help=f"consumers YAML (default {default_file})")
     c.add_argument("--tier", help="tier for a new consumer (default free), or change it")
     c.add_argument(
         "--scopes", type=_scopes, help=f"comma-separated, from {', '.join(SCOPES)} (default predict)"
@@ -222,10 +239,10 @@ def parser() -> argparse.ArgumentParser:
     r = ks.add_parser("revoke", help="revoke a key; a running gateway refuses it on the next request")
     r.add_argument("--consumer", required=True)
     r.add_argument("--id", required=True, help="the KEY ID shown by `ferry keys list`")
-    r.add_argument("--file", default=DEFAULT_FILE)
+    r.add_argument("--file", default=default_file)
     r.set_defaults(func=keys_revoke)
     ls = ks.add_parser("list", help="list keys (ids and states, never the keys)")
-    ls.add_argument("--file", default=DEFAULT_FILE)
+    ls.add_argument("--file", default=default_file)
     ls.set_defaults(func=keys_list)
 
     t = sub.add_parser("token", help="mint a development JWT signed with the dev key pair")
@@ -250,9 +267,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        settings = config.load()
+    except ConfigError as exc:
+        print(f"ferry: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    args = parser(settings.consumers_file or config.DEFAULT_CONSUMERS_FILE).parse_args(argv)
+    try:
+        return int(args.func(args, settings))
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"ferry: {exc}", file=sys.stderr)
         return 2

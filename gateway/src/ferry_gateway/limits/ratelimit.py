@@ -1,0 +1,276 @@
+"""Rate limits (GCRA) and daily quotas in Redis, all checked in ONE atomic round trip.
+
+The Lua script below is loaded once and run with EVALSHA. It checks every applicable limit
+(the consumer's tier, plus any per-model override) and admits the request only if all of them
+admit it; nothing is written on denial, so a denied request costs no quota. Because the script
+runs atomically inside Redis, concurrent gateways can never over-admit.
+
+All keys of one request carry the consumer in a hash tag (``{consumer}``), so they live in one
+slot and the script also runs on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from ferry_gateway import metrics
+from ferry_gateway.limits.breaker import CircuitBreaker
+from ferry_gateway.limits.tiers import LimitsConfig, TierLimits
+
+log = logging.getLogger("ferry_gateway.limits.ratelimit")
+
+MINUTE_US = 60_000_000
+DAY_S = 86_400
+
+# GCRA per limit i: T = emission interval, B = burst. A fresh key admits exactly B requests at
+# one instant, then one per T. Time in integer microseconds (exact in a double up to 2^53).
+LUA = """
+local now = tonumber(ARGV[1])
+local ng = tonumber(ARGV[2])
+local nq = tonumber(ARGV[3])
+local out = {0, 0}
+local new_tats = {}
+local status = 0
+local retry = 0
+local a = 4
+for i = 1, ng do
+  local T = tonumber(ARGV[a]); local B = tonumber(ARGV[a + 1]); a = a + 2
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + T
+  local allow_at = new_tat - B * T
+  if now < allow_at then
+    status = 1
+    if allow_at - now > retry then retry = allow_at - now end
+    out[#out + 1] = 0
+    out[#out + 1] = tat - now
+  else
+    new_tats[i] = new_tat
+    out[#out + 1] = math.floor((now - allow_at) / T)
+    out[#out + 1] = new_tat - now
+  end
+end
+for j = 1, nq do
+  local limit = tonumber(ARGV[a]); a = a + 2
+  local used = tonumber(redis.call('GET', KEYS[ng + j]) or 0)
+  if used >= limit then status = 2 end
+  out[#out + 1] = used
+end
+if status == 0 then
+  for i = 1, ng do
+    local ttl = math.ceil((new_tats[i] - now) / 1000) + 1
+    redis.call('SET', KEYS[i], new_tats[i], 'PX', ttl)
+  end
+  a = 4 + 2 * ng
+  for j = 1, nq do
+    local ttl = tonumber(ARGV[a + 1]); a = a + 2
+    if redis.call('INCR', KEYS[ng + j]) == 1 then redis.call('EXPIRE', KEYS[ng + j], ttl) end
+  end
+end
+out[1] = status
+out[2] = retry
+return out
+"""
+
+
+class Outcome(Enum):
+    ALLOWED = "allowed"
+    RATE_LIMITED = "rate_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    FAIL_OPEN = "fail_open"
+    FAIL_CLOSED = "fail_closed"
+    UNLIMITED = "unlimited"
+
+
+@dataclass(frozen=True)
+class RateState:
+    """The state of the tightest per-minute limit after this request."""
+
+    limit_per_minute: int
+    burst: int
+    remaining: int
+    reset_seconds: float  # until the burst allowance is whole again
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    limit: int
+    remaining: int
+    reset_seconds: int  # until the next UTC midnight
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    retry_after: float = 0.0
+    rate: RateState | None = None
+    quota: QuotaState | None = None
+
+    @property
+    def admitted(self) -> bool:
+        return self.outcome in (Outcome.ALLOWED, Outcome.FAIL_OPEN, Outcome.UNLIMITED)
+
+
+@dataclass(frozen=True)
+class _Gcra:
+    key: str
+    limits: TierLimits
+
+
+@dataclass(frozen=True)
+class _Quota:
+    key: str
+    limit: int
+
+
+def plan(
+    limits: LimitsConfig, consumer: str, tier: str, model: str | None, now: float, prefix: str = "ferry"
+) -> tuple[list[_Gcra], list[_Quota]]:
+    """Which limits apply to this request, and the Redis keys that hold them (pure)."""
+    day = time.strftime("%Y%m%d", time.gmtime(now))
+    gcra: list[_Gcra] = []
+    quotas: list[_Quota] = []
+    applicable: list[tuple[str, TierLimits]] = [("", limits.tier(tier))]
+    if model is not None:
+        override = limits.override(model, tier)
+        if override is not None:
+            applicable.append((f":m:{model}", override))
+    for scope, lim in applicable:
+        if lim.per_minute is not None and lim.burst is not None:
+            gcra.append(_Gcra(f"{prefix}:rl:{{{consumer}}}{scope}", lim))
+        if lim.per_day is not None:
+            quotas.append(_Quota(f"{prefix}:q:{{{consumer}}}{scope}:{day}", lim.per_day))
+    return gcra, quotas
+
+
+def seconds_to_midnight(now: float) -> int:
+    return DAY_S - int(now) % DAY_S
+
+
+def script_args(gcra: list[_Gcra], quotas: list[_Quota], now: float) -> tuple[list[str], list[int]]:
+    now_us = int(now * 1_000_000)
+    keys = [g.key for g in gcra] + [q.key for q in quotas]
+    args: list[int] = [now_us, len(gcra), len(quotas)]
+    for g in gcra:
+        assert g.limits.per_minute is not None and g.limits.burst is not None
+        args += [MINUTE_US // g.limits.per_minute, g.limits.burst]
+    ttl = seconds_to_midnight(now) + 60  # keep a day's counter a little past its day
+    for q in quotas:
+        args += [q.limit, ttl]
+    return keys, args
+
+
+def interpret(
+    gcra: list[_Gcra], quotas: list[_Quota], reply: list[int], now: float, spent: bool = True
+) -> Decision:
+    """Turn the script's reply into a Decision (pure). ``spent``: an admission counted this request."""
+    status, retry_us = int(reply[0]), int(reply[1])
+    rate: RateState | None = None
+    for i, g in enumerate(gcra):
+        remaining, reset_us = int(reply[2 + 2 * i]), int(reply[3 + 2 * i])
+        assert g.limits.per_minute is not None and g.limits.burst is not None
+        state = RateState(g.limits.per_minute, g.limits.burst, remaining, reset_us / 1_000_000)
+        if rate is None or state.remaining < rate.remaining:
+            rate = state
+    quota: QuotaState | None = None
+    base = 2 + 2 * len(gcra)
+    midnight = seconds_to_midnight(now)
+    for j, q in enumerate(quotas):
+        used = int(reply[base + j]) + (1 if status == 0 and spent else 0)  # the reply counts before this one
+        state_q = QuotaState(q.limit, max(0, q.limit - used), midnight)
+        if quota is None or state_q.remaining < quota.remaining:
+            quota = state_q
+    if status == 2:
+        return Decision(Outcome.QUOTA_EXCEEDED, float(midnight), rate, quota)
+    if status == 1:
+        return Decision(Outcome.RATE_LIMITED, retry_us / 1_000_000, rate, quota)
+    return Decision(Outcome.ALLOWED, 0.0, rate, quota)
+
+
+class RateLimiter:
+    """Checks limits in Redis; on Redis failure answers per ``fail_open`` behind a breaker."""
+
+    def __init__(
+        self,
+        redis: Any,
+        limits: LimitsConfig,
+        *,
+        fail_open: bool = True,
+        clock: Callable[[], float] = time.time,
+        breaker: CircuitBreaker | None = None,
+        prefix: str = "ferry",
+    ) -> None:
+        self.redis = redis
+        self.limits = limits
+        self.fail_open = fail_open
+        self.clock = clock
+        self.breaker = breaker or CircuitBreaker(failure_threshold=1, reset_timeout=1.0)
+        self.prefix = prefix
+        self.script = redis.register_script(LUA) if redis is not None else None
+        self.redis_calls = 0  # attempts that reached for the network, for tests and the bench
+
+    async def check(self, consumer: str, tier: str, model: str | None) -> Decision:
+        now = self.clock()
+        gcra, quotas = plan(self.limits, consumer, tier, model, now, self.prefix)
+        if not gcra and not quotas:
+            return Decision(Outcome.UNLIMITED)
+        if self.script is None or not self.breaker.allow():
+            return self._degraded()
+        keys, args = script_args(gcra, quotas, now)
+        self.redis_calls += 1
+        try:
+            reply = await self.script(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            self.breaker.failure()
+            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+            metrics.CIRCUIT_OPEN.labels("redis").set(1)
+            log.warning("redis unavailable for rate limiting: %s", type(exc).__name__)
+            return self._degraded()
+        if self.breaker.failures:
+            metrics.CIRCUIT_OPEN.labels("redis").set(0)
+            log.info("redis is back; rate limiting resumes")
+        self.breaker.success()
+        return interpret(gcra, quotas, reply, now)
+
+    async def peek(self, consumer: str, tier: str) -> Decision:
+        """The caller's current state without spending anything (for GET /v1/usage)."""
+        now = self.clock()
+        gcra, quotas = plan(self.limits, consumer, tier, None, now, self.prefix)
+        if not gcra and not quotas:
+            return Decision(Outcome.UNLIMITED)
+        if self.redis is None or not self.breaker.allow():
+            return self._degraded()
+        try:
+            values = await self.redis.mget([g.key for g in gcra] + [q.key for q in quotas])
+        except (RedisError, OSError) as exc:
+            self.breaker.failure()
+            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+            return self._degraded()
+        self.breaker.success()
+        now_us = int(now * 1_000_000)
+        reply: list[int] = [0, 0]
+        for g, raw in zip(gcra, values, strict=False):
+            assert g.limits.per_minute is not None and g.limits.burst is not None
+            t = MINUTE_US // g.limits.per_minute
+            tat = max(int(float(raw)) if raw is not None else now_us, now_us)
+            reply += [max(0, (now_us - (tat - g.limits.burst * t)) // t), tat - now_us]
+        reply += [int(v) if v is not None else 0 for v in values[len(gcra) :]]
+        return interpret(gcra, quotas, reply, now, spent=False)
+
+    async def ping(self) -> bool:
+        if self.redis is None:
+            return False
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    def _degraded(self) -> Decision:
+        return Decision(Outcome.FAIL_OPEN if self.fail_open else Outcome.FAIL_CLOSED, retry_after=1.0)

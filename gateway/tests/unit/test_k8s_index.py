@@ -1,0 +1,40 @@
+"""Consumers from Kubernetes objects: the pure index builder (Consumers + their key Secrets)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from ferry_gateway.auth.apikeys import hash_key
+from ferry_gateway.consumers.k8s_source import build_index
+from ferry_gateway.consumers.registry import ConsumerRegistry, KeyProblem
+from ferry_testing.gateway import PEPPER
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def consumer(name: str, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def test_index_from_consumers_and_secrets() -> None:
+    secrets = {"acme-key": {"apiKey": b64("fry_clear_key")}, "hashed": {"k": b64(hash_key(PEPPER, "fry_h"))}}
+    objs = [
+        consumer("acme", tier="pro", scopes=["predict"], apiKeys=[{"name": "acme-key"}]),
+        consumer("pre", apiKeys=[{"name": "hashed", "key": "k", "revoked": True}]),
+        consumer("broken", tier="Gold!"),
+        consumer("lost", apiKeys=[{"name": "missing"}]),
+    ]
+    index, problems = build_index(objs, secrets, PEPPER)
+    registry = ConsumerRegistry(PEPPER, index)
+    assert registry.authenticate_key("fry_clear_key").tier == "pro"
+    with pytest.raises(KeyProblem) as revoked:
+        registry.authenticate_key("fry_h")
+    assert revoked.value.reason == "api_key_revoked"
+    assert sorted(index.consumers) == ["acme", "lost", "pre"]  # a broken Consumer does not take others down
+    assert any("Consumer broken: spec.tier" in p for p in problems)
+    assert any("Secret missing" in p for p in problems)
+    assert not any("fry_clear_key" in str(k) for k in index.keys)  # only hashes are kept
