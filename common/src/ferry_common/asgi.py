@@ -5,7 +5,6 @@ reader and the lifespan loop. Plain ASGI, no framework, because each sits on eve
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -63,30 +62,30 @@ async def read_body(
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    started = time.monotonic()
-    while True:
-        if deadline_seconds is None:
-            message = await receive()
-        else:
-            left = deadline_seconds - (time.monotonic() - started)
-            try:
-                message = await asyncio.wait_for(receive(), timeout=max(left, 0.0))
-            except TimeoutError:
-                raise FerryError(
-                    ErrorCode.REQUEST_TIMEOUT,
-                    f"request body not received within {deadline_seconds:g} s",
-                    [FieldError("body", f"send the whole body within {deadline_seconds:g} s")],
-                ) from None
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        if chunk:
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    try:
+        # One deadline for the whole body (None: none), armed once per request: cheaper than a
+        # wait_for per receive(), which costs a task each time, on a path that takes microseconds.
+        async with asyncio.timeout(deadline_seconds):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                if chunk:
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except TimeoutError:
+        if deadline_seconds is None:  # not our deadline: receive() itself timed out
+            raise
+        raise FerryError(
+            ErrorCode.REQUEST_TIMEOUT,
+            f"request body not received within {deadline_seconds:g} s",
+            [FieldError("body", f"send the whole body within {deadline_seconds:g} s")],
+        ) from None
 
 
 async def lifespan(

@@ -44,8 +44,11 @@ class Var:
         try:
             return self.parse(raw)
         except (ValueError, TypeError) as exc:
-            shown = "<hidden>" if self.secret else repr(raw)
-            raise ConfigError(self.name, f"{shown}: {exc}") from None
+            if not self.secret:
+                raise ConfigError(self.name, f"{raw!r}: {exc}") from None
+            # A parser's own message may quote the value (int's does): never echo a secret.
+            reason = str(exc).replace(raw, "<hidden>") if raw else str(exc)
+            raise ConfigError(self.name, f"<hidden>: {reason}") from None
 
 
 def load(table: Iterable[Var], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -108,8 +111,11 @@ def non_negative_int(raw: str) -> int:
 
 
 def positive_int(raw: str) -> int:
-    value = non_negative_int(raw)
-    if value == 0:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if value <= 0:  # "must be >= 0" would be wrong advice for -3: 0 is refused too
         raise ValueError("must be > 0")
     return value
 

@@ -12,12 +12,23 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from ferry_common.asgi import (
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    declared_length,
+    header,
+    lifespan,
+    read_body,
+)
 from ferry_common.errors import ErrorCode, FerryError, envelope, new_request_id
+from ferry_common.logs import bind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ferry_predictor import __version__
@@ -29,9 +40,6 @@ from ferry_predictor.secrets import redact
 
 log = logging.getLogger("ferry_predictor")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Loader = Callable[[Config], LoadedModel]
 
 _JSON = b"application/json"
@@ -76,6 +84,11 @@ class PredictorApp:
         self._stop.set()
 
     def _load_until_loaded(self) -> None:
+        # A thread starts with an empty context: bind the model here for the loader's own lines.
+        with bind(model=self.config.model_name):
+            self._load_attempts()
+
+    def _load_attempts(self) -> None:
         cfg = self.config
         delay, attempt = 2.0, 1
         log.info("loading model %r from %s", cfg.model_name, redact(cfg.model_uri))
@@ -109,9 +122,11 @@ class PredictorApp:
             return
 
     def _scrub(self, text: str) -> str:
-        for secret in (self.config.tracking_uri, self.config.model_uri):
-            if secret and redact(secret) != secret:
-                text = text.replace(secret, redact(secret))
+        for uri in (self.config.tracking_uri, self.config.model_uri):
+            if uri and redact(uri) != uri:
+                text = text.replace(uri, redact(uri))
+        for secret in self.config.credentials:
+            text = text.replace(secret, "***")
         return text
 
     @property
@@ -129,21 +144,20 @@ class PredictorApp:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await lifespan(receive, send, self._startup, self._shutdown)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                self.start_loading()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.stop()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def _startup(self) -> None:
+        self.start_loading()
+
+    async def _shutdown(self) -> None:
+        self.stop()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = _header(scope, b"x-request-id") or new_request_id()
+        request_id = header(scope, b"x-request-id") or new_request_id()
+        with bind(request_id=request_id, model=self.config.model_name):
+            await self._answer(scope, receive, send, request_id)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         method, path = scope["method"], scope["path"]
         try:
             if method == "POST":
@@ -161,6 +175,9 @@ class PredictorApp:
                 response = self._get(path)
             else:
                 raise FerryError(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not supported here")
+        except ClientDisconnected:
+            log.debug("client went away before sending its whole body: %s %s", method, path)
+            return  # nobody is left to answer
         except FerryError as err:
             extra = tuple((k.lower().encode(), v.encode()) for k, v in err.headers.items())
             response = Response(err.status, orjson.dumps(err.envelope(request_id)), headers=extra)
@@ -260,7 +277,7 @@ class PredictorApp:
 
     async def _infer(self, scope: Scope, receive: Receive, request_id: str, protocol: str) -> Response:
         started = time.perf_counter()
-        status = 500
+        status: int | None = 500
         try:
             response = await self._infer_inner(scope, receive, request_id, protocol)
             status = response.status
@@ -268,10 +285,14 @@ class PredictorApp:
         except FerryError as err:
             status = err.status
             raise
+        except ClientDisconnected:
+            status = None  # not answered, so not counted under any status
+            raise
         finally:
-            self.metrics.observe_request(
-                self.config.model_name, self.version, protocol, status, time.perf_counter() - started
-            )
+            if status is not None:
+                self.metrics.observe_request(
+                    self.config.model_name, self.version, protocol, status, time.perf_counter() - started
+                )
 
     async def _infer_inner(self, scope: Scope, receive: Receive, request_id: str, protocol: str) -> Response:
         body = await self._read_body(scope, receive)
@@ -300,24 +321,15 @@ class PredictorApp:
         return Response(200, orjson.dumps(out, option=_DUMP_OPTS))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.config.max_body_bytes
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(int(declared), limit)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(size, limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        if size == 0:
+        body = await read_body(
+            receive,
+            limit=self.config.max_body_bytes,
+            declared=declared_length(scope),
+            deadline_seconds=self.config.body_timeout_seconds,
+        )
+        if not body:
             raise FerryError(ErrorCode.INVALID_JSON, "request body is empty; send a JSON object")
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return body
 
 
 _V2_TYPES = {
@@ -330,18 +342,5 @@ _V2_TYPES = {
 }
 
 
-def _too_large(size: int, limit: int) -> FerryError:
-    return FerryError(
-        ErrorCode.PAYLOAD_TOO_LARGE, f"request body of {size}+ bytes exceeds the limit of {limit} bytes"
-    )
-
-
 def _json(status: int, obj: Any) -> Response:
     return Response(status, orjson.dumps(obj))
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None

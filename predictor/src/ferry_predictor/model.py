@@ -204,7 +204,8 @@ def load(
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     version = resolve_version(uri, tracking_uri, version_override)
-    log.info("downloading %s (version %s) from %s", uri, version, redact(tracking_uri or "the default store"))
+    where = redact(tracking_uri or "the default store")
+    log.info("downloading %s (version %s) from %s", redact(uri), version, where)
     workdir.mkdir(parents=True, exist_ok=True)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir)))
     downloaded = time.monotonic()
@@ -234,7 +235,7 @@ def load(
     loaded.load_seconds = time.monotonic() - started
     log.info(
         "loaded %s v%s (%s) in %.2fs (download %.2fs); fast path: %s",
-        uri,
+        redact(uri),
         version,
         loaded.flavor,
         loaded.load_seconds,

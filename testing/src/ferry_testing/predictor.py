@@ -1,4 +1,4 @@
-"""Types shared by the predictor's fixtures and tests (conftest.py is not importable by name)."""
+"""What the predictor's process tests share: a running ``ferry-predictor`` and its readiness."""
 
 from __future__ import annotations
 

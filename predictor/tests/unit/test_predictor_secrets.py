@@ -38,3 +38,17 @@ def test_a_failing_load_is_logged_without_the_password(caplog: pytest.LogCapture
     assert app.model is None and app.load_error is not None
     assert "failed to load" in caplog.text and "cannot reach http://***@127.0.0.1:9/" in caplog.text
     assert "hunter2" not in caplog.text and "hunter2" not in app.load_error
+
+
+def test_a_registry_token_in_a_load_error_is_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    config = Config("titanic", "models:/titanic-survival/1", credentials=("s3cr3t-token",))
+
+    def loader(cfg: Config) -> LoadedModel:
+        app.stop()
+        raise PermissionError("token s3cr3t-token refused")
+
+    app = PredictorApp(config, loader=loader)
+    with caplog.at_level(logging.INFO, logger="ferry_predictor"):
+        app._load_until_loaded()
+    assert app.load_error is not None and "token *** refused" in app.load_error
+    assert "s3cr3t-token" not in caplog.text

@@ -1,4 +1,5 @@
-"""Fixtures for the predictor's tests: the Titanic data, models trained once, real predictor processes."""
+"""Fixtures for the predictor's process tests: models trained once in a real MLflow server, real
+predictor processes on loopback ports."""
 
 from __future__ import annotations
 
@@ -8,17 +9,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from ferry_mlflow_example import data
 from ferry_mlflow_example.train import Registered, train_all
+from ferry_testing.predictor import Predictor, StartPredictor, ready
 from localcluster.procs import free_port, wait_for
-from predictor_fixtures import Predictor, StartPredictor, ready
-
-
-@pytest.fixture(scope="session")
-def titanic() -> tuple[pd.DataFrame, pd.Series]:
-    return data.load()
 
 
 @pytest.fixture(scope="session")
