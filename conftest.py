@@ -15,6 +15,7 @@ A test file in no tier folder is a collection error naming it, so nothing runs o
 
 from __future__ import annotations
 
+import operator
 import os
 import subprocess
 import sys
@@ -26,6 +27,13 @@ from ferry_devcluster import cluster
 from ferry_devcluster.stack import Stack
 from ferry_testing.servers import Server, mlflow_server, redis_server
 from ferry_testing.tiers import UnitGuard, UntieredModule, tier_of
+
+# pytest's importlib mode names operator/tests/... modules ``operator.tests...`` and re-imports a
+# parent module that has no ``__path__``: it would replace the standard library's ``operator``
+# with this repository's operator/ folder, and every later ``import kubernetes`` would break. An
+# empty ``__path__`` keeps the real module in place (nothing imports submodules of ``operator``).
+if not hasattr(operator, "__path__"):
+    operator.__path__ = []
 
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:

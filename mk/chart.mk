@@ -16,7 +16,7 @@ chart-lint: ## helm lint --strict the chart with each values-ENV.yaml
 	@for env in dev staging prod; do PATH=$(CHART_PATH) helm lint --strict $(CHART_DIR) -f $(CHART_DIR)/values-$$env.yaml || exit 1; done
 
 chart-test: ## chart tests: lint, schemas, generated files, PromQL, install/upgrade/uninstall on the local cluster
-	$(UV) run --frozen pytest tests/chart -q
+	$(UV) run --frozen pytest tests/unit/chart tests/process/chart tests/cluster/chart -q
 
 images: ## build the operator, gateway, predictor (and dev MLflow) images with buildah, podman or docker as IMAGE_REGISTRY/ferry-X:IMAGE_TAG
 	@tool=$$(command -v buildah || command -v podman || { docker info >/dev/null 2>&1 && command -v docker; } || true); \

@@ -1,7 +1,7 @@
 # Lint, types and the four test tiers (by folder: tests/{unit,process,cluster,node}/, see conftest.py).
 
-PY_SOURCES := common operator predictor gateway mlflow devcluster testing tests conftest.py $(wildcard generate charts/ferrycharts)
-MYPY_TARGETS := $(wildcard common/src operator/src predictor/src gateway/src mlflow/src devcluster/src testing/src generate/src charts/ferrycharts tests/chart) devcluster/tests tests/unit tests/process tests/load conftest.py
+PY_SOURCES := common operator predictor gateway mlflow devcluster testing generate tests conftest.py
+MYPY_TARGETS := $(wildcard common/src operator/src predictor/src gateway/src mlflow/src devcluster/src testing/src generate/src) devcluster/tests tests/unit tests/process tests/load conftest.py
 # Not yet: tests/cluster and tests/node (moved from tests/e2e, never type-checked; ~70 errors).
 PYTEST := $(UV) run --frozen pytest -p no:cacheprovider --timeout=900
 TIERS := unit process cluster node

@@ -10,7 +10,7 @@ Everything runs as separate processes on loopback: redis-server, predictor stand
    the bottleneck), API-key auth and rate limiting on, and with a JWT; vs the upstream directly.
 3. Redis round trips per request, from Redis' own command statistics.
 
-    PYTHONPATH=tests/e2e python gateway/bench/bench_gateway.py [--duration 5] [--out FILE.json]
+    uv run python gateway/bench/bench_gateway.py [--duration 5] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from fixtures.servers import redis_server
-from localcluster.procs import free_port, port_open, wait_for
+from ferry_devcluster.procs import free_port, port_open, wait_for
+from ferry_testing.servers import redis_server
 
 BIN = Path(sys.executable).parent
 BENCH_KEY = "fry_dev_pro_do_not_use_in_production"  # the dev-pro consumer of --dev mode

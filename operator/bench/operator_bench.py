@@ -21,15 +21,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ferry_common.contract import API_VERSION, GROUP, MODEL_DEPLOYMENT, VERSION
+from ferry_devcluster.procs import free_port
+from ferry_operator import kubeapply
+from ferry_testing.servers import mlflow_server
+from kubernetes import client, config
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "tests/e2e")]
-
-from ferry_common.contract import API_VERSION, GROUP, MODEL_DEPLOYMENT, VERSION  # noqa: E402
-from ferry_operator import kubeapply  # noqa: E402
-from fixtures.servers import mlflow_server  # noqa: E402
-from kubernetes import client, config  # noqa: E402
-from localcluster.procs import free_port  # noqa: E402
-
 PLURAL = MODEL_DEPLOYMENT.plural
 
 

@@ -28,12 +28,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ferry_devcluster.procs import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-sys.path[:0] = [str(ROOT / "mlflow"), str(ROOT / "tests" / "e2e")]
-
-from localcluster.procs import free_port  # noqa: E402
 
 MODEL = "titanic-survival"
 URI = f"models:/{MODEL}@champion"

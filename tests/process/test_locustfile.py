@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ferry_gateway.consumers import DEV_KEYS
+from ferry_devcluster.procs import free_port, port_open, wait_for
+from ferry_gateway.consumers.registry import DEV_KEYS
 from ferry_mlflow_example.train import CHAMPION, MODEL_NAME
 from ferry_testing.chart import champion_registered
-from ferry_devcluster.procs import free_port, port_open, wait_for
 
 BIN = Path(sys.executable).parent
 # The user-facing locustfile stays in tests/load/ (its README tells users how to run it).

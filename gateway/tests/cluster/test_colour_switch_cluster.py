@@ -14,9 +14,9 @@ import yaml
 from ferry_common.contract import GROUP as MD_GROUP
 from ferry_common.contract import MODEL_DEPLOYMENT
 from ferry_common.contract import VERSION as MD_VERSION
+from ferry_devcluster.procs import wait_for
 from ferry_gateway.consumers.k8s_source import KubeAccess, KubeWatches, ResourceWatch
 from ferry_testing.gateway_colours import make_setup
-from localcluster.procs import wait_for
 
 MD_CRD = Path(__file__).resolve().parents[3] / "charts" / "ferry" / "crds" / "modeldeployments.ferry.dev.yaml"
 

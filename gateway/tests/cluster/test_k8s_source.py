@@ -39,7 +39,7 @@ def kube(kubeconfig: str) -> Iterator[tuple[Any, str]]:
         crd = ext.read_custom_resource_definition(f"{PLURAL}.{GROUP}")
         return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
 
-    from localcluster.procs import wait_for
+    from ferry_devcluster.procs import wait_for
 
     wait_for("Consumer CRD established", established, timeout=60)
     ns = f"gw-{uuid.uuid4().hex[:8]}"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from ferry_devcluster.procs import wait_for
 from ferry_testing.gateway_colours import Setup, make_setup, md
-from localcluster.procs import wait_for
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from ferry_devcluster.procs import free_port, port_open, wait_for
 from ferry_gateway.consumers.registry import DEV_KEYS
 from ferry_testing.gateway import Upstream
-from localcluster.procs import free_port, port_open, wait_for
 
 BIN = Path(sys.executable).parent
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ferry_devcluster.procs import free_port
 from ferry_gateway import cli, metrics
 from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
 from ferry_gateway.limits.tiers import parse_limits
 from ferry_gateway.upstream.routing import Upstreams
 from ferry_testing.gateway import PEPPER, FakeClock, GatewayServer, Keys, Upstream, build_app, consumer_index
-from localcluster.procs import free_port
 
 KEYS = Keys()
 CONSUMERS = [

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from ferry_devcluster.procs import free_port
 from ferry_gateway.auth.jwks import UrlKeys
 from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry
 from ferry_gateway.upstream.routing import Upstreams
@@ -29,7 +30,6 @@ from ferry_testing.gateway_jwt import (
     sign,
     tampered,
 )
-from localcluster.procs import free_port
 
 ATTACKS: dict[str, tuple[Any, str]] = {
     "alg-none": (alg_none, "alg_not_allowed"),

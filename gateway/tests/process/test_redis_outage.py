@@ -12,7 +12,7 @@ from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
 from ferry_gateway.limits.redis_conn import make_redis
 from ferry_gateway.limits.tiers import LimitsConfig
 from ferry_testing.gateway import FakeClock
-from fixtures.servers import redis_server
+from ferry_testing.servers import redis_server
 
 
 @pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])

@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+from ferry_devcluster.procs import free_port, port_open, wait_for
 from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
 from ferry_gateway.limits.redis_conn import make_redis
 from ferry_gateway.limits.tiers import LimitsConfig
 from ferry_testing.gateway import FakeClock
-from fixtures.servers import redis_server
-from localcluster.procs import free_port, port_open, wait_for
+from ferry_testing.servers import redis_server
 
 
 def _cluster_ok(admin: redis.Redis) -> bool:  # type: ignore[type-arg]

@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 import redis
+from ferry_devcluster.procs import free_port
 from ferry_gateway.limits.ratelimit import Outcome, RateLimiter
 from ferry_gateway.limits.resp import PipelinedRedis
 from ferry_gateway.limits.tiers import LimitsConfig
 from ferry_testing.gateway import FakeClock
-from localcluster.procs import free_port
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 

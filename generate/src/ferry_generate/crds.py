@@ -2,7 +2,7 @@
 
 Both Ferry CRDs come out of ``ferry_common.crdschema``: ``structural()`` translates the
 pydantic JSON Schema of ``ferry_operator.resource`` (ModelDeployment) and
-``ferry_gateway.consumer_crd`` (Consumer) into structural schemas, and
+``ferry_gateway.consumers.crd`` (Consumer) into structural schemas, and
 ``custom_resource_definition()`` wraps each. ``python -m ferry_generate`` writes them with every
 other generated file.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 from ferry_common import contract, crdschema
-from ferry_gateway.consumer_crd import consumer_crd
+from ferry_gateway.consumers.crd import consumer_crd
 from ferry_operator import resource as r
 from ferry_operator.builders import serving_runtime
 
@@ -130,7 +130,7 @@ def dump(doc: Any) -> str:
 SOURCES = {
     f"{contract.MODEL_DEPLOYMENT.crd_name}.yaml": "ferry_operator.resource",
     "clusterkopfpeerings.kopf.dev.yaml": "ferry_generate.crds",
-    f"{contract.CONSUMER.crd_name}.yaml": "ferry_gateway.consumer_crd",
+    f"{contract.CONSUMER.crd_name}.yaml": "ferry_gateway.consumers.crd",
 }
 
 

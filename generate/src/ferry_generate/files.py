@@ -3,7 +3,7 @@
 The groups, in the order they are written:
 
 - ``crds``: ``manifests/crds/``, ``charts/ferry/crds/`` (ferry_generate.crds, from
-  ferry_operator.resource and ferry_gateway.consumer_crd through ferry_common.crdschema), and the
+  ferry_operator.resource and ferry_gateway.consumers.crd through ferry_common.crdschema), and the
   ferry-mlflow ClusterServingRuntime ``manifests/runtime/``,
   ``charts/ferry/files/predictor-runtime-spec.yaml`` (ferry_common.runtime);
 - ``dashboards``: ``charts/ferry/files/dashboards/``, ``charts/ferry/files/rules/`` (Grafana

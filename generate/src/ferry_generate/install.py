@@ -47,7 +47,7 @@ def helm_binary() -> str:
         return found
     missing = "helm not found on PATH{}: run `make tools` (or pass --helm)"
     try:
-        from localcluster import tools  # the project's own helm build (tests/e2e on the path)
+        from ferry_devcluster import tools  # the project's own helm build (make tools)
     except ImportError as exc:
         raise SystemExit(missing.format("")) from exc
     built = tools.bin_path("helm")

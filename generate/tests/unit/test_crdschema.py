@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import jsonschema
 import pytest
 from ferry_common import crdschema
-from ferry_gateway import consumer_crd
+from ferry_gateway.consumers import crd as consumer_crd
 from ferry_generate import crds
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -1,6 +1,6 @@
 """values.schema.json from ferry_generate.values: accepts every values file, rejects what helm must.
 
-The same rejections run through helm in tests/chart/process/test_chart_render.py; here they run
+The same rejections run through helm in tests/process/chart/test_chart_render.py; here they run
 in-process against the generated schema, so a schema change shows without a helm binary.
 """
 

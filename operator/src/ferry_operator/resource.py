@@ -1,10 +1,11 @@
 """The ModelDeployment resource: the single source of truth for its schema.
 
-These pydantic models serve twice: ``ferry_operator.crdgen`` turns them into the CRD's
-openAPIV3Schema (so ``kubectl apply`` rejects bad specs before the operator sees them), and the
-operator parses every spec through them again, so defaults and validation are the same in both
-places. Rules a JSON schema cannot express live as CEL (``x-kubernetes-validations``) next to the
-field they guard; the pydantic validators mirror them for the operator's own parsing.
+These pydantic models serve twice: ``ferry_generate.crds`` (through ``ferry_common.crdschema``)
+turns them into the CRD's openAPIV3Schema (so ``kubectl apply`` rejects bad specs before the
+operator sees them), and the operator parses every spec through them again, so defaults and
+validation are the same in both places. Rules a JSON schema cannot express live as CEL
+(``x-kubernetes-validations``) next to the field they guard; the pydantic validators mirror them
+for the operator's own parsing.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from ferry_common.contract import MODEL_DEPLOYMENT
+from ferry_devcluster.procs import wait_for
 from ferry_operator import kubeapply
 from ferry_testing.operator import OperatorProcess, RegisteredModel, core, extensions
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
-from localcluster.procs import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 

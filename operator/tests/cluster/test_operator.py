@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from ferry_common.contract import GROUP, VERSION
+from ferry_devcluster.procs import wait_for
 from ferry_testing.operator import (
     INVALID,
     PLURAL,
@@ -33,7 +34,6 @@ from ferry_testing.operator import (
 )
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from localcluster.procs import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ferry_common.timefmt import parse_time
+from ferry_devcluster.procs import wait_for
 from ferry_testing.operator import (
     WAIT,
     OperatorProcess,
@@ -37,7 +38,6 @@ from ferry_testing.operator import (
 from ferry_testing.smoke import ANNOTATION as SMOKE
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
-from localcluster.procs import wait_for
 
 
 class SelectorLog:

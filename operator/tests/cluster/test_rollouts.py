@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ferry_devcluster.procs import wait_for
 from ferry_testing.operator import (
     WAIT,
     OperatorProcess,
@@ -30,7 +31,6 @@ from ferry_testing.operator import (
     wait_status,
 )
 from kubernetes import client
-from localcluster.procs import wait_for
 
 
 def isvc_ready(api: client.ApiClient, ns: str, name: str, version: str) -> bool:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from ferry_devcluster.procs import free_port
 from ferry_operator.registry import Registry, RegistryConfig, RegistryError
 from ferry_operator.resource import ModelRef
 from ferry_testing.operator import RegisteredModel
-from localcluster.procs import free_port
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ferry_devcluster.procs import free_port, wait_for
 from ferry_mlflow_example.train import Registered, train_all
 from ferry_testing.predictor import Predictor, StartPredictor, ready
-from localcluster.procs import free_port, wait_for
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from ferry_devcluster.procs import wait_for
 from ferry_mlflow_example.train import Registered
 from ferry_predictor import metrics
 from ferry_testing.predictor import Predictor
-from localcluster.procs import wait_for
 
 PASSENGERS = [
     {"pclass": 1, "sex": "female", "age": 29.0, "sibsp": 0, "parch": 0, "fare": 211.34, "embarked": "S"},

@@ -1,4 +1,4 @@
-"""What the chart tests (tests/chart) share: the project's helm, rendering, CRD schemas, processes."""
+"""What the chart tests (tests/*/chart) share: the project's helm, rendering, CRD schemas, processes."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import jsonschema
 import yaml
-from localcluster import tools, versions
-from localcluster.procs import wait_for
+from ferry_devcluster import tools, versions
+from ferry_devcluster.procs import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]  # testing/src/ferry_testing/chart.py
 CHART = ROOT / "charts" / "ferry"

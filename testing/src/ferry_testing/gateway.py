@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import uvicorn
+from ferry_devcluster.procs import free_port, port_open, wait_for
 from ferry_gateway.app import Gateway
 from ferry_gateway.auth.apikeys import hash_key, key_id
 from ferry_gateway.auth.authenticator import Authenticator
@@ -24,7 +25,6 @@ from ferry_gateway.limits.tiers import LimitsConfig
 from ferry_gateway.upstream.catalog import ModelCatalog
 from ferry_gateway.upstream.pool import UpstreamPool
 from ferry_gateway.upstream.routing import Upstreams
-from localcluster.procs import free_port, port_open, wait_for
 
 from ferry_testing.gateway_upstream import Options, serve
 

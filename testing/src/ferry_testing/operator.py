@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 from ferry_common.contract import API_VERSION, GROUP, ISVC_GROUP, LABEL_COLOR, MODEL_DEPLOYMENT, VERSION
+from ferry_devcluster.procs import free_port, wait_for
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from localcluster.procs import free_port, wait_for
 
 PLURAL = MODEL_DEPLOYMENT.plural
 WAIT = 300.0  # deadlines for convergence on a loaded 2-core machine; never asserted as timings

@@ -26,13 +26,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from ferry_gateway.consumers import DEV_KEYS
+from ferry_devcluster import tools
+from ferry_devcluster.procs import free_port, port_open, wait_for
+from ferry_gateway.consumers.registry import DEV_KEYS
 from ferry_generate import dashboards, promql
 from ferry_testing.chart import CHART, ROOT, champion_registered, http_ok, process
-from fixtures.servers import redis_server
+from ferry_testing.servers import redis_server
 from kubernetes import client, config
-from localcluster import tools
-from localcluster.procs import free_port, port_open, wait_for
 
 PROMETHEUS = shutil.which("prometheus")
 BIN = Path(sys.executable).parent

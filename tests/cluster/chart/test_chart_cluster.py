@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from ferry_gateway.consumers import DEV_KEYS
+from ferry_devcluster import tools
+from ferry_devcluster.procs import free_port, wait_for
+from ferry_gateway.consumers.registry import DEV_KEYS
 from ferry_testing.chart import (
     CHART,
     ENVIRONMENTS,
@@ -28,8 +30,6 @@ from ferry_testing.chart import (
 )
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from localcluster import tools
-from localcluster.procs import free_port, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Generated dashboards and rules are fresh; every PromQL expression names only exported metrics.
 
-(Their checks through helm and promtool are in tests/chart/process/test_generated_tools.py.)
+(Their checks through helm and promtool are in tests/process/chart/test_generated_tools.py.)
 """
 
 from __future__ import annotations

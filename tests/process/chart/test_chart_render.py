@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from ferry_gateway.settings import from_env as gateway_settings
+from ferry_gateway.config import load as load_gateway_config
 from ferry_operator.builders import serving_runtime
 from ferry_operator.config import OperatorConfig
 from ferry_testing.chart import (
@@ -88,7 +88,7 @@ def test_component_settings_accept_the_rendered_environment(env: str | None) -> 
     assert config.metrics_port == operator["ports"][0]["containerPort"]
     assert config.registry.tracking_uri.startswith("http")
     gateway = _by_kind(docs, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
-    settings = gateway_settings(_env(gateway))
+    settings = load_gateway_config(environ=_env(gateway))
     assert settings.port == gateway["ports"][0]["containerPort"]
     assert settings.namespace, "the gateway must know where the predictors are"
     from ferry_gateway.__main__ import parser

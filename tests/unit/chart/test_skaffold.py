@@ -1,6 +1,6 @@
 """skaffold.yaml builds the three images from their Containerfiles and deploys the chart per profile.
 
-(That its image templates reach the rendered pods is in tests/chart/process/test_skaffold_render.py.)
+(That its image templates reach the rendered pods is in tests/process/chart/test_skaffold_render.py.)
 """
 
 from __future__ import annotations
