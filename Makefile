@@ -3,8 +3,8 @@
 #
 # Target names: `<verb>-<component>` (start-cluster, test-unit, bench-gateway, run-gateway, ...).
 # The few one-word targets are the verbs a newcomer types first and need no component: up, down,
-# demo, test, lint, fmt, deps, tools, train, bench, help. A `##@ Section` line sets the `make help`
-# section of the targets below it in that file (General, Run, Test, Cluster, Build; else Other).
+# demo, test, lint, fmt, deps, tools, train, bench, deploy, run, generate, verify, help. A `##@ Section` line sets the `make help`
+# section of the targets below it in that file.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -15,8 +15,6 @@ UV ?= uv
 PY := $(UV) run --frozen python
 # The local clusters, `make up` and `make demo`: the dev-only workspace member devcluster/.
 DEVCLUSTER := $(PY) -m ferry_devcluster
-# The old name, still used by mk/chart.mk's recipes.
-LOCALCLUSTER := $(DEVCLUSTER)
 export KUBECONFIG ?= $(CURDIR)/.local/kubeconfig
 
 # Sections in this order; any other a file names comes after them.

@@ -6,6 +6,8 @@ GATEWAY_UPSTREAMS ?= titanic=http://127.0.0.1:8081
 
 .PHONY: run-gateway bench-gateway test-gateway lint-gateway
 
+##@ Gateway
+
 run-gateway: ## gateway in dev mode on GATEWAY_PORT (REDIS_URL from env, dev consumers, GATEWAY_UPSTREAMS)
 	$(UV) run --frozen ferry-gateway --dev --port $(GATEWAY_PORT) $(foreach u,$(GATEWAY_UPSTREAMS),--upstream $(u))
 

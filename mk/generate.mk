@@ -8,10 +8,12 @@ GENERATE := PATH=$(CHART_PATH) $(PY) -m ferry_generate --root "$(GENERATE_ROOT)"
 
 .PHONY: generate generate-crds verify
 
+##@ Generate
+
 generate: ## write every generated file from its source (CRDs, runtime, dashboards, alerts, values schema, manifests/install)
 	$(GENERATE)
 
-generate-crds: ## write only the CRDs and the runtime manifests (no helm needed; `make install` runs it)
+generate-crds: ## write only the CRDs and the runtime manifests (no helm needed; `make install-crds` runs it)
 	$(GENERATE) --only crds
 
 verify: ## fail naming each generated file that is stale or edited by hand (run `make generate`)

@@ -4,19 +4,23 @@ MLFLOW_TRACKING_URI ?= http://127.0.0.1:5000
 FERRY_REGISTRY_POLL_SECONDS ?= 30
 BENCH_DIR ?= .local/bench
 
-.PHONY: install uninstall run bench-operator
+.PHONY: install-crds uninstall-crds run-operator run bench-operator
 
-install: generate-crds ## apply Ferry's CRDs and the ferry-mlflow ClusterServingRuntime to the cluster of KUBECONFIG
+##@ Operator
+
+install-crds: generate-crds ## apply Ferry's CRDs and the ferry-mlflow ClusterServingRuntime to the cluster of KUBECONFIG
 	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" manifests/crds
 	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" manifests/runtime
 
-uninstall: ## delete Ferry's CRDs (and every ModelDeployment) and its runtime from the cluster of KUBECONFIG
+uninstall-crds: ## delete Ferry's CRDs (and every ModelDeployment) and its runtime from the cluster of KUBECONFIG
 	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" --delete manifests/runtime manifests/crds
 
-run: install ## run the operator locally against KUBECONFIG and MLFLOW_TRACKING_URI (make mlflow-up's server)
+run-operator: install-crds ## run the operator locally against KUBECONFIG and MLFLOW_TRACKING_URI (make start-mlflow's server)
 	KUBECONFIG="$(KUBECONFIG)" MLFLOW_TRACKING_URI="$(MLFLOW_TRACKING_URI)" \
 	FERRY_REGISTRY_POLL_SECONDS="$(FERRY_REGISTRY_POLL_SECONDS)" \
 	$(UV) run --frozen ferry-operator --all-namespaces
 
-bench-operator: install ## time 50 ModelDeployments from apply to Ready and the operator's memory (JSON in .local/bench/)
+run: run-operator ## the same as run-operator
+
+bench-operator: install-crds ## time 50 ModelDeployments from apply to Ready and the operator's memory (JSON in .local/bench/)
 	KUBECONFIG="$(KUBECONFIG)" $(PY) operator/bench/operator_bench.py --count 50 --out "$(BENCH_DIR)/operator.json"

@@ -240,7 +240,7 @@ def up() -> Stack:
         raise SystemExit(
             f"FERRY_CLUSTER={os.environ['FERRY_CLUSTER']}: `make up` brings up the local real node only "
             "(FERRY_CLUSTER=local, the default). On your own cluster: install KServe, then "
-            "`make images` and `make deploy ENV=dev` (charts/ferry/README.md)"
+            "`make build-images` and `make deploy ENV=dev` (charts/ferry/README.md)"
         )
     t0 = time.monotonic()
     total = 7

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print("generated files are stale: run `make generate` and commit the result", file=sys.stderr)
             return 1
+        print(f"generated files up to date ({', '.join(only)})")
         return 0
     for rel in write(args.root, only, args.helm):
         print(f"wrote {rel}")

@@ -17,7 +17,7 @@ from ferry_common.envconfig import Var
 from ferry_operator.builders import PredictorSettings
 from ferry_operator.registry import RegistryConfig
 
-HELP_TITLE = "Environment (set by the chart, or by `make run`)"
+HELP_TITLE = "Environment (set by the chart, or by `make run-operator`)"
 
 
 def _tester(raw: str) -> str:

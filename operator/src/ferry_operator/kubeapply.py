@@ -1,4 +1,4 @@
-"""Server-side apply (or delete) YAML files: `make install`/`uninstall`, without needing kubectl.
+"""Server-side apply (or delete) YAML files: `make install-crds`/`uninstall-crds`, without needing kubectl.
 
 Server-side apply because the CRDs carry long schemas that would overflow the
 last-applied-configuration annotation of a client-side apply.
