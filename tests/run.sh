@@ -18,6 +18,7 @@ phase() {
 }
 
 phase lint make --no-print-directory lint
+phase verify make --no-print-directory verify   # nothing generated is stale
 for tier in unit process cluster node; do
   # pytest exits 5 when it collected nothing: a tier with no tests is a failure here, never a pass.
   phase "$tier" uv run --frozen pytest -m "$tier" --timeout=900 -p no:cacheprovider "$@"
