@@ -19,12 +19,14 @@ import json
 import sys
 from typing import Any
 
+from ferry_common.contract import PredictorEnv
+
 NAME = "ferry-mlflow"
 MODEL_FORMAT = "mlflow"
 HTTP_PORT = 8080
 DEFAULT_IMAGE = "ghcr.io/ferry-dev/ferry-predictor:0.1.0"
 # The environment variable naming the model as clients address it (see the module docstring).
-SERVED_NAME_ENV = "FERRY_MODEL_NAME"
+SERVED_NAME_ENV = PredictorEnv.MODEL_NAME
 SCRAPE_ANNOTATIONS = {"prometheus.kserve.io/port": str(HTTP_PORT), "prometheus.kserve.io/path": "/metrics"}
 
 
@@ -41,7 +43,7 @@ def predictor_container(image: str = DEFAULT_IMAGE, model_name: str = "{{.Name}}
         "name": "kserve-container",
         "image": image,
         "args": [f"--model_name={model_name}", f"--http_port={HTTP_PORT}"],
-        "env": [{"name": "FERRY_MODEL_DIR", "value": "/tmp/ferry-model"}],
+        "env": [{"name": PredictorEnv.MODEL_DIR, "value": "/tmp/ferry-model"}],
         "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,
         "livenessProbe": {
