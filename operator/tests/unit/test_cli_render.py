@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from ferry_operator.cli import main, render_history, render_status
+from ferry_operator.cli import main
+from ferry_operator.cliview import render_history, render_status
 
 NOW = datetime(2026, 11, 23, 19, 0, 0, tzinfo=UTC)
 MD = {
