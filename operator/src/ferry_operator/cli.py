@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ferry_common.contract import ANNOTATION_COMMAND, GROUP, LABEL_COLOR, MODEL_DEPLOYMENT, VERSION
@@ -170,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         print(completion_script(parser, args.shell), end="")
         return int(Exit.OK)
     ns: str | None = args.namespace
+    if args.kubeconfig and not Path(args.kubeconfig).is_file():
+        print(f"error: --kubeconfig {args.kubeconfig}: no such file", file=sys.stderr)
+        return int(Exit.UNREACHABLE)
     try:
         cluster = Cluster(args.kubeconfig, args.context)
         ns = ns or cluster.default_namespace

@@ -296,12 +296,15 @@ _kubectl_ferry() {{
     local cur prev cmd="" ns="" i w have_name=""
     cur="${{COMP_WORDS[COMP_CWORD]}}"
     prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+    # bash splits `--output=json` into `--output` `=` `json` (COMP_WORDBREAKS has `=`)
+    [[ "$prev" == "=" && $COMP_CWORD -ge 2 ]] && prev="${{COMP_WORDS[COMP_CWORD-2]}}"
     local commands={_words(list(spec.commands))}
     local value_flags=" {" ".join(spec.value_flags)} "
     local takes_name=" {" ".join(spec.takes_name)} "
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${{COMP_WORDS[i]}}"
         if [[ "$value_flags" == *" $w "* ]]; then
+            [[ "${{COMP_WORDS[i+1]}}" == "=" ]] && ((i++))
             [[ "$w" == "-n" || "$w" == "--namespace" ]] && ns="${{COMP_WORDS[i+1]}}"
             ((i++))
             continue

@@ -188,3 +188,10 @@ def test_completion_needs_no_cluster(fake: type[FakeCluster], capsys: pytest.Cap
     fake.error = ConfigException("no kubeconfig")
     code, out, _ = run(capsys, "completion", "bash")
     assert code == 0 and "complete -F _kubectl_ferry kubectl-ferry" in out
+
+
+def test_a_kubeconfig_that_is_not_there_is_named(
+    fake: type[FakeCluster], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "list", "--kubeconfig", "/nonexistent/kubeconfig")
+    assert (code, err) == (4, "error: --kubeconfig /nonexistent/kubeconfig: no such file\n")
