@@ -21,7 +21,7 @@ from ferry_common.contract import ANNOTATION_COMMAND, GROUP, LABEL_COLOR, MODEL_
 from ferry_common.timefmt import format_time
 
 from ferry_operator.builders import service_names
-from ferry_operator.cliargs import Exit, build_parser, completion_script
+from ferry_operator.cliargs import Exit, build_parser, complete_words, completion_script
 from ferry_operator.cliview import (
     MACHINE_FORMATS,
     command_refused,
@@ -294,6 +294,34 @@ def _wait_applied(
         time.sleep(0.5)
     print(f"error: the operator did not apply the command within {timeout:.0f}s", file=sys.stderr)
     return Exit.NOT_AS_ASKED
+
+
+def _names_from_args(words: list[str]) -> Any:
+    """ModelDeployment names for completion, with the --kubeconfig/--context typed so far; none
+    on any error (completion must not print one)."""
+
+    def names(ns: str | None) -> list[str]:
+        known, _ = build_parser().parse_known_args([w for w in words[:-1] if w not in ("-h", "--help")])
+        try:
+            cluster = Cluster(getattr(known, "kubeconfig", None), getattr(known, "context", None))
+            cluster.timeout = 3.0  # a TAB press: answer quickly or not at all
+            return sorted(md["metadata"]["name"] for md in cluster.list_mds(ns or cluster.default_namespace))
+        except Exception:
+            return []
+
+    return names
+
+
+def complete_main(argv: list[str] | None = None) -> int:
+    """``kubectl_complete-ferry``: kubectl (1.26+) runs it for ``kubectl ferry <TAB>`` with the
+    words typed so far; it answers one candidate a line, then ``:4`` (no file completion)."""
+    words = list(sys.argv[1:] if argv is None else argv) or [""]
+    try:
+        candidates = complete_words(build_parser(), words, _names_from_args(words))
+    except SystemExit:  # parse_known_args on a half-typed line
+        candidates = []
+    print("\n".join([*candidates, ":4"]))
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -365,3 +365,55 @@ def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
     if shell == "zsh":
         return zsh_script(parser)
     raise ValueError(f"shell {shell!r}: expected one of {', '.join(SHELLS)}")
+
+
+def complete_words(
+    parser: argparse.ArgumentParser, words: list[str], names: Callable[[str | None], list[str]]
+) -> list[str]:
+    """The candidates for the last of ``words`` (the arguments after ``kubectl ferry``, the last
+    one being typed, possibly empty), as the bash script computes them; ``names(namespace)``
+    lists ModelDeployment names. This is what ``kubectl_complete-ferry`` answers kubectl with."""
+    spec = completion_spec(parser)
+    cur = words[-1] if words else ""
+    cmd: str | None = None
+    ns: str | None = None
+    have_name = False
+    done = words[:-1]
+    i = 0
+    while i < len(done):
+        w = done[i]
+        if w in spec.value_flags:
+            if w in ("-n", "--namespace") and i + 1 < len(done):
+                ns = done[i + 1]
+            i += 2
+            continue
+        if w.startswith("--namespace="):
+            ns = w.split("=", 1)[1]
+        elif w.startswith("-n") and not w.startswith("--") and len(w) > 2:
+            ns = w[2:]
+        elif not w.startswith("-"):
+            if cmd is None:
+                cmd = w
+            else:
+                have_name = True
+        i += 1
+    prev = done[-1] if done else ""
+    if "=" in cur and cur.startswith("--"):
+        flag, _, value = cur.partition("=")
+        return [f"{flag}={c}" for c in spec.values.get(flag, ()) if c.startswith(value)]
+    if prev in spec.values:
+        return [c for c in spec.values[prev] if c.startswith(cur)]
+    if prev in spec.value_flags:
+        return []  # a value we cannot list (a namespace, a file, a context)
+    flags = spec.commands.get(cmd, spec.global_flags) if cmd else spec.global_flags
+    if cur.startswith("-"):
+        candidates: list[str] | tuple[str, ...] = flags
+    elif cmd is None:
+        candidates = list(spec.commands)
+    elif f"{cmd} positional" in spec.values and not have_name:
+        candidates = spec.values[f"{cmd} positional"]
+    elif cmd in spec.takes_name and not have_name:
+        candidates = names(ns)
+    else:
+        candidates = flags
+    return [c for c in candidates if c.startswith(cur)]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import entry_points
 
 import pytest
+from ferry_operator.cli import complete_main
 from ferry_operator.cliargs import (
     COMMANDS,
     EXIT_MEANINGS,
     Exit,
     build_parser,
+    complete_words,
     completion_script,
     completion_spec,
 )
@@ -156,3 +159,41 @@ def test_completion_spec_knows_which_flags_take_a_value() -> None:
     assert {"-n", "--namespace", "--kubeconfig", "--context", "-o", "--output"} <= set(spec.value_flags)
     assert not {"-A", "-w", "--wait", "--watch"} & set(spec.value_flags)
     assert set(spec.takes_name) == {"status", "history", "promote", "abort", "rollback", "retry"}
+
+
+def names(ns: str | None) -> list[str]:
+    return {"ml": ["titanic", "iris"]}.get(ns or "default", ["default-one"])
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ([""], list(completion_spec(PARSER).commands)),
+        (["st"], ["status"]),
+        (["-n", "ml", "st"], ["status"]),
+        (["status", "--wa"], ["--watch"]),
+        (["list", "-o", ""], ["table", "wide", "json", "yaml"]),
+        (["list", "--output=j"], ["--output=json"]),
+        (["-n", "ml", "status", "ti"], ["titanic"]),
+        (["status", "--namespace=ml", ""], ["titanic", "iris"]),
+        (["status", "-nml", "i"], ["iris"]),
+        (["promote", ""], ["default-one"]),
+        (["status", "titanic", ""], list(completion_spec(PARSER).commands["status"])),
+        (["completion", ""], ["bash", "zsh"]),
+        (["status", "-n", ""], []),  # a namespace: not listed
+        (["list", "-"], list(completion_spec(PARSER).commands["list"])),
+    ],
+)
+def test_kubectl_complete_answers_as_the_bash_script(words: list[str], expected: list[str]) -> None:
+    assert complete_words(PARSER, words, names) == expected
+
+
+def test_kubectl_complete_prints_cobras_protocol(capsys: pytest.CaptureFixture[str]) -> None:
+    assert complete_main(["hist"]) == 0
+    assert capsys.readouterr().out == "history\n:4\n"
+
+
+def test_both_executables_are_installed_entry_points() -> None:
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts["kubectl-ferry"] == "ferry_operator.cli:main"
+    assert scripts["kubectl_complete-ferry"] == "ferry_operator.cli:complete_main"
