@@ -58,8 +58,8 @@ def exit_codes_text() -> str:
 
 
 EXIT_SUMMARY = (
-    "exit codes: 0 ok, 1 not as asked, 2 usage, 3 not found, 4 cluster unreachable or not allowed "
-    "(kubectl ferry --help)"
+    "exit codes: 0 ok, 1 not as asked, 2 usage, 3 not found, 4 cluster unreachable or not\n"
+    "allowed (details: kubectl ferry --help)"
 )
 
 CLUSTER_FLAGS_TITLE = "cluster flags (before or after the command)"
