@@ -3,110 +3,38 @@
 Commands act through the resource: ``promote``, ``abort``, ``rollback`` and ``retry`` set the
 annotation ``ferry.dev/command`` to ``<verb>@<timestamp>``, which the operator applies once. So
 every action is declarative, visible in ``kubectl get -o yaml`` and in the API server's audit log.
+
+This module is the thin shell: the parser and exit codes are in ``cliargs``, what is shown in
+``cliview`` (pure functions); here are the API calls and the dispatch.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ferry_common.contract import ANNOTATION_COMMAND, GROUP, LABEL_COLOR, MODEL_DEPLOYMENT, VERSION
-from ferry_common.timefmt import format_time, parse_time
+from ferry_common.timefmt import format_time
 
 from ferry_operator.builders import service_names
+from ferry_operator.cliargs import Exit, build_parser, complete_words, completion_script
+from ferry_operator.cliview import (
+    MACHINE_FORMATS,
+    command_refused,
+    dump,
+    history_view,
+    list_view,
+    render_history,
+    render_list,
+    render_status,
+    status_view,
+)
 
 PLURAL = MODEL_DEPLOYMENT.plural
-
-VERBS = ("promote", "abort", "rollback", "retry")
-
-
-def _age(stamp: str | None, now: datetime) -> str:
-    if not stamp:
-        return "-"
-    try:
-        # Back to a datetime (exact to the microsecond) so whole seconds subtract exactly.
-        then = datetime.fromtimestamp(parse_time(stamp), UTC)
-    except ValueError:
-        return stamp
-    s = int((now - then).total_seconds())
-    if s < 120:
-        return f"{max(s, 0)}s"
-    if s < 7200:
-        return f"{s // 60}m"
-    if s < 172800:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
-
-
-def _colour_line(label: str, block: dict[str, Any] | None) -> str:
-    if not block:
-        return f"{label:<9} -"
-    ready = "ready" if block.get("ready") else "not ready"
-    replicas = block.get("replicas")
-    reps = f"  replicas {replicas}" if replicas is not None else ""
-    return (
-        f"{label:<9} {block['color']:<6} version {block['modelVersion']:<5} "
-        f"{block['inferenceService']:<24} {ready}{reps}"
-    )
-
-
-def render_status(
-    md: dict[str, Any],
-    routes: dict[str, str | None],
-    events: list[dict[str, Any]],
-    now: datetime | None = None,
-) -> str:
-    now = now or datetime.now(UTC)
-    meta, spec, st = md["metadata"], md.get("spec", {}), md.get("status") or {}
-    model = spec.get("model", {})
-    ref = (
-        f"{model.get('name')}@{model['alias']}"
-        if model.get("alias")
-        else f"{model.get('name')}/{model.get('version')}"
-    )
-    resolved = st.get("model") or {}
-    lines = [f"ModelDeployment {meta['namespace']}/{meta['name']}"]
-    target = f" -> version {resolved['version']}" if resolved.get("version") else " (not resolved)"
-    run = f" (run {resolved['runId'][:12]})" if resolved.get("runId") else ""
-    lines.append(f"Model:    {ref}{target}{run}")
-    ready: dict[str, Any] = next((c for c in st.get("conditions", []) if c.get("type") == "Ready"), {})
-    lines.append(f"Phase:    {st.get('phase', 'Unknown')}  {ready.get('message', '')}".rstrip())
-    lines.append(_colour_line("Active:", st.get("active")))
-    lines.append(_colour_line("Preview:", st.get("preview")))
-    route_text = ", ".join(f"{svc} -> {color or 'nowhere'}" for svc, color in routes.items())
-    lines.append(f"Services: {route_text}")
-    lines.append("Conditions:")
-    for c in st.get("conditions", []):
-        lines.append(
-            f"  {c['type']:<18} {c['status']:<7} {c.get('reason', ''):<22} "
-            f"{_age(c.get('lastTransitionTime'), now):>4}  {c.get('message', '')}".rstrip()
-        )
-    if events:
-        lines.append("Recent events:")
-        recent = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")[-8:]
-        for e in recent:
-            when = _age(e.get("lastTimestamp") or e.get("eventTime"), now)
-            lines.append(
-                f"  {when:>4}  {e.get('type', ''):<7} {e.get('reason', ''):<18} {e.get('message', '')}"
-            )
-    return "\n".join(lines)
-
-
-def render_history(md: dict[str, Any], now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
-    history = (md.get("status") or {}).get("history", [])
-    if not history:
-        return "no promotions or aborts yet"
-    lines = [f"{'AGE':>5}  {'ACTION':<11} {'FROM':<6} {'TO':<6} {'COLOR':<6} REASON"]
-    for h in reversed(history):
-        lines.append(
-            f"{_age(h.get('time'), now):>5}  {h['action']:<11} {h.get('fromVersion') or '-':<6} "
-            f"{h.get('toVersion') or '-':<6} {h.get('color') or '-':<6} {h.get('reason', '')}".rstrip()
-        )
-    return "\n".join(lines)
 
 
 class Cluster:
@@ -130,6 +58,29 @@ class Cluster:
             GROUP, VERSION, ns, PLURAL, name, _request_timeout=self.timeout
         )
         return md
+
+    def list_mds(self, ns: str | None) -> list[dict[str, Any]]:
+        """Every ModelDeployment in ``ns``, or in every namespace when ``ns`` is None."""
+        if ns is None:
+            found = self.custom.list_cluster_custom_object(
+                GROUP, VERSION, PLURAL, _request_timeout=self.timeout
+            )
+        else:
+            found = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, PLURAL, _request_timeout=self.timeout
+            )
+        items: list[dict[str, Any]] = found.get("items", [])
+        return items
+
+    def namespace_missing(self, ns: str) -> bool:
+        """True only when the API server says the namespace does not exist (not when forbidden)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.read_namespace(ns, _request_timeout=self.timeout)
+        except ApiException as exc:
+            return bool(exc.status == 404)
+        return False
 
     def routes(self, ns: str, name: str) -> dict[str, str | None]:
         from kubernetes.client.exceptions import ApiException
@@ -168,87 +119,209 @@ class Cluster:
         return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="kubectl ferry",
-        description="See and steer Ferry ModelDeployments (blue-green rollouts of MLflow models).",
-    )
-    parser.add_argument(
-        "--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)"
-    )
-    parser.add_argument("--context", default=None, help="kubeconfig context")
-    parser.add_argument("-n", "--namespace", default=None, help="namespace (default: the context's)")
-    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-    p_status = sub.add_parser("status", help="colours, versions, replicas, phase, conditions, recent events")
-    p_status.add_argument("name")
-    p_status.add_argument(
-        "-w", "--watch", action="store_true", help="print again whenever it changes (Ctrl-C stops)"
-    )
-    p_history = sub.add_parser("history", help="promotions, aborts and rollbacks, newest first")
-    p_history.add_argument("name")
-    helps = {
-        "promote": "switch traffic to the verified preview (waits for verification if still running)",
-        "abort": "tear the preview down; the active colour keeps serving",
-        "rollback": "return to the previous version (instant while its colour still runs)",
-        "retry": "roll out again a version that was aborted or rolled back",
-    }
-    for verb in VERBS:
-        p = sub.add_parser(verb, help=helps[verb])
-        p.add_argument("name")
-        p.add_argument("--wait", action="store_true", help="wait until the operator has applied the command")
-    args = parser.parse_args(argv)
+class Failure(Exception):
+    """A failure with its exit code and the message for stderr."""
 
+    def __init__(self, code: Exit, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _api_message(exc: Any) -> str:
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return ""
+    message = body.get("message", "") if isinstance(body, dict) else ""
+    return str(message)
+
+
+def classify(exc: BaseException) -> tuple[Exit, str] | None:
+    """The exit code and message for an error of the API client or the kubeconfig loader;
+    None for an error that is not one of those (a bug: it is raised with its traceback).
+    A 404 gets the generic message here; ``main`` says what was not found."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(exc, ApiException):
+        status = exc.status or 0
+        said = f"the API server said {status} {exc.reason}"
+        detail = _api_message(exc)
+        said += f": {detail}" if detail else ""
+        if status == 404:
+            return Exit.NOT_FOUND, said
+        if status in (401, 403):
+            return Exit.UNREACHABLE, f"not allowed: {said}"
+        if status == 0 or status >= 500:
+            return Exit.UNREACHABLE, f"cannot reach the cluster: {said}"
+        return Exit.NOT_AS_ASKED, said
+    if isinstance(exc, ConfigException):
+        return Exit.UNREACHABLE, f"cannot use the kubeconfig (--kubeconfig, --context): {exc}"
+    if isinstance(exc, HTTPError | OSError):
+        return Exit.UNREACHABLE, f"cannot reach the cluster: {exc}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd == "completion":
+        print(completion_script(parser, args.shell), end="")
+        return int(Exit.OK)
+    ns: str | None = args.namespace
+    if args.kubeconfig and not Path(args.kubeconfig).is_file():
+        print(f"error: --kubeconfig {args.kubeconfig}: no such file", file=sys.stderr)
+        return int(Exit.UNREACHABLE)
+    try:
+        cluster = Cluster(args.kubeconfig, args.context)
+        ns = ns or cluster.default_namespace
+        return int(_run(cluster, args, ns))
+    except Failure as failure:
+        print(f"error: {failure.message}", file=sys.stderr)
+        return int(failure.code)
+    except Exception as exc:
+        known = classify(exc)
+        if known is None:
+            raise
+        code, message = known
+        print(f"error: {message}", file=sys.stderr)
+        return int(code)
+
+
+def _get(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    """The ModelDeployment, or a Failure that says which of it and its namespace is missing."""
     from kubernetes.client.exceptions import ApiException
 
     try:
-        cluster = Cluster(args.kubeconfig, args.context)
-        ns = args.namespace or cluster.default_namespace
-        if args.cmd == "status":
-            return _status(cluster, ns, args.name, args.watch)
-        if args.cmd == "history":
-            print(render_history(cluster.get(ns, args.name)))
-            return 0
-        cluster.get(ns, args.name)  # a clear "not found" before writing anything
-        value = cluster.command(ns, args.name, args.cmd)
-        print(f"{args.cmd} requested for {ns}/{args.name} ({ANNOTATION_COMMAND}={value})")
-        if args.wait:
-            return _wait_applied(cluster, ns, args.name, value)
-        return 0
+        return cluster.get(ns, name)
     except ApiException as exc:
-        if exc.status == 404:
-            print(f"error: modeldeployment {args.name!r} not found in namespace {ns!r}", file=sys.stderr)
-            return 1
-        print(f"error: the API server said {exc.status} {exc.reason}", file=sys.stderr)
-        return 1
+        if exc.status != 404:
+            raise
+        if cluster.namespace_missing(ns):
+            raise Failure(Exit.NOT_FOUND, f"namespace {ns!r} not found") from None
+        raise Failure(Exit.NOT_FOUND, f"modeldeployment {name!r} not found in namespace {ns!r}") from None
 
 
-def _status(cluster: Cluster, ns: str, name: str, watch: bool) -> int:
+def _run(cluster: Cluster, args: argparse.Namespace, ns: str) -> Exit:
+    if args.cmd == "list":
+        return _list(cluster, None if args.all_namespaces else ns, args.output)
+    if args.cmd == "status":
+        return _status(cluster, ns, args.name, args.watch, args.output)
+    if args.cmd == "history":
+        md = _get(cluster, ns, args.name)
+        out = dump(history_view(md), args.output) if args.output in MACHINE_FORMATS else render_history(md)
+        print(out)
+        return Exit.OK
+    before = _get(cluster, ns, args.name)  # a clear "not found" before writing anything
+    value = cluster.command(ns, args.name, args.cmd)
+    print(f"{args.cmd} requested for {ns}/{args.name} ({ANNOTATION_COMMAND}={value})")
+    if args.wait:
+        return _wait_applied(cluster, ns, args.name, args.cmd, value, before)
+    return Exit.OK
+
+
+def _list(cluster: Cluster, ns: str | None, output: str) -> Exit:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        items = cluster.list_mds(ns)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        raise Failure(
+            Exit.NOT_FOUND,
+            f"the API server does not serve {MODEL_DEPLOYMENT.crd_name}: is the CRD installed? "
+            "(kubectl apply -f manifests/crds, or the Helm chart)",
+        ) from None
+    view = list_view(items)
+    if output in MACHINE_FORMATS:
+        print(dump(view, output))
+    elif not items:
+        where = "any namespace" if ns is None else f"namespace {ns!r}"
+        print(f"No ModelDeployments found in {where}.", file=sys.stderr)  # as kubectl: not an error
+    else:
+        print(render_list(view, all_namespaces=ns is None))
+    return Exit.OK
+
+
+def _status(cluster: Cluster, ns: str, name: str, watch: bool, output: str) -> Exit:
     last = ""
     while True:
-        text = render_status(cluster.get(ns, name), cluster.routes(ns, name), cluster.events(ns, name))
+        md = _get(cluster, ns, name)
+        routes, events = cluster.routes(ns, name), cluster.events(ns, name)
+        if output in MACHINE_FORMATS:
+            text = dump(status_view(md, routes, events), output)
+        else:
+            text = render_status(md, routes, events)
         if text != last:
             if last:
-                print("\n" + "-" * 72)
+                print("---" if output == "yaml" else "" if output == "json" else "\n" + "-" * 72)
             print(text, flush=True)
             last = text
         if not watch:
-            return 0
+            return Exit.OK
         try:
             time.sleep(2)  # a human's refresh rate, not a readiness wait
         except KeyboardInterrupt:
-            return 0
+            return Exit.OK
 
 
-def _wait_applied(cluster: Cluster, ns: str, name: str, value: str, timeout: float = 120.0) -> int:
+def _wait_applied(
+    cluster: Cluster,
+    ns: str,
+    name: str,
+    verb: str,
+    value: str,
+    before: dict[str, Any],
+    timeout: float = 120.0,
+) -> Exit:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        st = cluster.get(ns, name).get("status") or {}
+        md = _get(cluster, ns, name)
+        st = md.get("status") or {}
         if (st.get("rollout") or {}).get("lastCommand") == value:
+            refused = command_refused(verb, before, md)
+            if refused is not None:
+                print(
+                    f"error: the operator ignored the command: {refused} (phase {st.get('phase')})",
+                    file=sys.stderr,
+                )
+                return Exit.NOT_AS_ASKED
             print(f"applied: phase {st.get('phase')}")
-            return 0
+            return Exit.OK
         time.sleep(0.5)
     print(f"error: the operator did not apply the command within {timeout:.0f}s", file=sys.stderr)
-    return 1
+    return Exit.NOT_AS_ASKED
+
+
+def _names_from_args(words: list[str]) -> Any:
+    """ModelDeployment names for completion, with the --kubeconfig/--context typed so far; none
+    on any error (completion must not print one)."""
+
+    def names(ns: str | None) -> list[str]:
+        known, _ = build_parser().parse_known_args([w for w in words[:-1] if w not in ("-h", "--help")])
+        try:
+            cluster = Cluster(getattr(known, "kubeconfig", None), getattr(known, "context", None))
+            cluster.timeout = 3.0  # a TAB press: answer quickly or not at all
+            return sorted(md["metadata"]["name"] for md in cluster.list_mds(ns or cluster.default_namespace))
+        except Exception:
+            return []
+
+    return names
+
+
+def complete_main(argv: list[str] | None = None) -> int:
+    """``kubectl_complete-ferry``: kubectl (1.26+) runs it for ``kubectl ferry <TAB>`` with the
+    words typed so far; it answers one candidate a line, then ``:4`` (no file completion)."""
+    words = list(sys.argv[1:] if argv is None else argv) or [""]
+    try:
+        candidates = complete_words(build_parser(), words, _names_from_args(words))
+    except SystemExit:  # parse_known_args on a half-typed line
+        candidates = []
+    print("\n".join([*candidates, ":4"]))
+    return 0
 
 
 if __name__ == "__main__":

@@ -357,4 +357,4 @@ def test_kubectl_ferry_on_a_live_resource(
         timeout=WAIT,
         check=False,
     )
-    assert missing.returncode == 1 and "'nope' not found" in missing.stderr
+    assert missing.returncode == 3 and "'nope' not found" in missing.stderr  # exit 3: not found
