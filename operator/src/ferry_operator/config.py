@@ -117,11 +117,6 @@ class OperatorConfig:
     kubeconfig: str | None = None
     """Kubeconfig file; None: in-cluster config, else the client's default (KUBECONFIG)."""
 
-    @staticmethod
-    def from_env(environ: Mapping[str, str] | None = None) -> OperatorConfig:
-        """The same as ``load`` (the name the chart's tests call)."""
-        return load(environ)
-
 
 def load(environ: Mapping[str, str] | None = None) -> OperatorConfig:
     """Every variable of ``TABLE`` from ``environ`` (the process environment when None).

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from ferry_gateway.config import load as load_gateway_config
 from ferry_operator.builders import serving_runtime
-from ferry_operator.config import OperatorConfig
+from ferry_operator.config import load as load_operator_config
 from ferry_testing.chart import (
     CHART,
     ENVIRONMENTS,
@@ -84,7 +84,7 @@ def test_every_container_is_non_root_with_read_only_root_and_limits(env: str | N
 def test_component_settings_accept_the_rendered_environment(env: str | None) -> None:
     docs = template(env)
     operator = _by_kind(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
-    config = OperatorConfig.from_env(_env(operator))
+    config = load_operator_config(_env(operator))
     assert config.metrics_port == operator["ports"][0]["containerPort"]
     assert config.registry.tracking_uri.startswith("http")
     gateway = _by_kind(docs, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
