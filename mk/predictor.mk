@@ -8,10 +8,10 @@ FERRY_MLFLOW_URL := http://127.0.0.1:$(FERRY_MLFLOW_PORT)
 ##@ Run
 
 start-mlflow: ## start a local MLflow server (sqlite + artifacts under .local/mlflow) and print its URL; idempotent
-	@$(PY) -m ferry_mlflow_example.server up --dir .local/mlflow --port $(FERRY_MLFLOW_PORT)
+	@$(PY) -m ferry_devcluster.mlflow_server up --dir .local/mlflow --port $(FERRY_MLFLOW_PORT)
 
 stop-mlflow: ## stop the local MLflow server started by start-mlflow
-	@$(PY) -m ferry_mlflow_example.server down --dir .local/mlflow
+	@$(PY) -m ferry_devcluster.mlflow_server down --dir .local/mlflow
 
 train: ## train the Titanic pipelines, register titanic-survival v1 (alias champion) and v2, print accuracies
 	@MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-$(FERRY_MLFLOW_URL)} $(PY) -m ferry_mlflow_example

@@ -1,4 +1,4 @@
-"""``python -m ferry_mlflow_example.server up|down``: the local MLflow server behind ``make start-mlflow``.
+"""``python -m ferry_devcluster.mlflow_server up|down``: the local MLflow server behind ``make start-mlflow``.
 
 State lives under ``.local/mlflow`` (sqlite registry, artifacts, log, pid file), so ``up`` is
 idempotent and ``down`` stops exactly the process ``up`` started.
@@ -13,48 +13,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Server:
-    """A server process started on a loopback port, with the log it writes."""
-
-    url: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.1) -> None:
-    """Poll ``check`` until it returns true; raise TimeoutError naming ``what`` at the deadline.
-
-    The example carries its own copy (the dev cluster's ``procs.wait_for`` without the progress
-    line) so that it depends on nothing of Ferry's dev tooling.
-    """
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as exc:  # the thing we wait for is allowed to fail until the deadline
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s" + (f": {last!r}" if last else ""))
+from ferry_devcluster.procs import Server, stop, wait_for
 
 
 def mlflow_command() -> list[str]:

@@ -16,7 +16,7 @@ import httpx
 import jsonschema
 import yaml
 from ferry_devcluster import tools, versions
-from ferry_devcluster.procs import wait_for
+from ferry_devcluster.procs import stop, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]  # testing/src/ferry_testing/chart.py
 CHART = ROOT / "charts" / "ferry"
@@ -121,12 +121,7 @@ def process(
     try:
         yield lambda: wait_for(what, ready, timeout=120, interval=0.2)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=15)
 
 
 def http_ok(url: str) -> bool:
