@@ -224,8 +224,9 @@ class Gateway:
     ) -> int:
         """The order of checks is the contract (module docstring): each step raises its error."""
         principal = await self._principal(headers, ctx)
-        self._check_scopes(principal, model, headers)
-        base = self._route(model, self._wants_preview(headers))
+        preview = self._wants_preview(headers)
+        self._check_scopes(principal, model, preview)
+        base = self._route(model, preview)
         ctx.model = model
         with bind(model=model):
             self._check_declared_size(headers)
@@ -247,7 +248,7 @@ class Gateway:
     def _wants_preview(headers: Headers) -> bool:
         return headers.get(b"x-ferry-preview", b"").lower() in (b"true", b"1")
 
-    def _check_scopes(self, principal: Principal, model: str, headers: Headers) -> None:
+    def _check_scopes(self, principal: Principal, model: str, preview: bool) -> None:
         """403 for a missing scope or a model outside the allow-list (404 for a bad name, first)."""
         if "predict" not in principal.scopes:
             raise self._forbid("missing_scope", "this credential lacks the 'predict' scope", "scope")
@@ -257,7 +258,7 @@ class Gateway:
                 "no such model",
                 [FieldError("name", "not a valid model name (DNS label)")],
             )
-        if self._wants_preview(headers) and "preview" not in principal.scopes:
+        if preview and "preview" not in principal.scopes:
             raise self._forbid(
                 "missing_scope", "the preview colour needs the 'preview' scope", "X-Ferry-Preview"
             )
