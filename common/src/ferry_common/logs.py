@@ -8,7 +8,7 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,11 +30,16 @@ def bind(**fields: str) -> Iterator[None]:
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "component", "logger", "msg", ...}``; ``extra={"fields": {...}}`` adds keys."""
+    """``{"ts", "level", "component", "logger", "msg", ...}``; ``extra={"fields": {...}}`` adds keys.
 
-    def __init__(self, component: str) -> None:
+    ``fields`` are the process's constant ones (the predictor's one model), on every line without
+    a ``bind`` per request.
+    """
+
+    def __init__(self, component: str, fields: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.component = component
+        self.fields = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -43,6 +48,7 @@ class JsonFormatter(logging.Formatter):
             "component": self.component,
             "logger": record.name,
             "msg": record.getMessage(),
+            **self.fields,
         }
         bound = _context.get()
         if bound:
@@ -55,10 +61,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
-def configure(component: str, level: str = "info", quiet: tuple[str, ...] = ()) -> None:
-    """Send every logger's records to stderr as JSON lines; silence the loggers in ``quiet``."""
+def configure(
+    component: str,
+    level: str = "info",
+    quiet: tuple[str, ...] = (),
+    fields: Mapping[str, str] | None = None,
+) -> None:
+    """Send every logger's records to stderr as JSON lines carrying ``fields``; silence ``quiet``."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(component))
+    handler.setFormatter(JsonFormatter(component, fields))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

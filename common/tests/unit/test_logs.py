@@ -87,3 +87,12 @@ def test_level_and_quiet_loggers(lines: Any) -> None:
 def test_the_formatter_alone() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m %d", (1,), None)
     assert json.loads(JsonFormatter("gateway").format(record))["component"] == "gateway"
+
+
+def test_constant_fields_are_on_every_line_and_a_bind_overrides_them() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    formatter = JsonFormatter("predictor", {"model": "titanic"})
+    assert json.loads(formatter.format(record))["model"] == "titanic"
+    with bind(model="other"):
+        assert json.loads(formatter.format(record))["model"] == "other"
+    assert "model" not in json.loads(JsonFormatter("predictor").format(record))

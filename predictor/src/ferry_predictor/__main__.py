@@ -19,9 +19,14 @@ from ferry_predictor.secrets import redact
 def main(argv: list[str] | None = None) -> int:
     with or_exit(PROG):
         config = load(argv)
-    configure("predictor", config.log_level)
+    configure_logging(config)
     serve(config)
     return 0
+
+
+def configure_logging(config: Config) -> None:
+    """JSON lines; the one model this process serves is on every line (requests bind their id)."""
+    configure("predictor", config.log_level, fields={"model": config.model_name})
 
 
 def serve(config: Config) -> None:

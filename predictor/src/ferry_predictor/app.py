@@ -84,11 +84,6 @@ class PredictorApp:
         self._stop.set()
 
     def _load_until_loaded(self) -> None:
-        # A thread starts with an empty context: bind the model here for the loader's own lines.
-        with bind(model=self.config.model_name):
-            self._load_attempts()
-
-    def _load_attempts(self) -> None:
         cfg = self.config
         delay, attempt = 2.0, 1
         log.info("loading model %r from %s", cfg.model_name, redact(cfg.model_uri))
@@ -154,7 +149,7 @@ class PredictorApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = header(scope, b"x-request-id") or new_request_id()
-        with bind(request_id=request_id, model=self.config.model_name):
+        with bind(request_id=request_id):
             await self._answer(scope, receive, send, request_id)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:

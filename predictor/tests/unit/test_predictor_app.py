@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 from ferry_common.asgi import Message
-from ferry_common.logs import configure
+from ferry_predictor.__main__ import configure_logging
 from ferry_predictor.app import PredictorApp
 from ferry_predictor.config import Config
 from ferry_predictor.model import LoadedModel
@@ -127,7 +127,7 @@ def json_logs() -> Iterator[io.StringIO]:
     """The process's logging as ``main`` sets it up, into a buffer; restored afterwards."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    configure("predictor", "debug")
+    configure_logging(Config("titanic", "models:/titanic-survival/1", log_level="debug"))
     buffer = io.StringIO()
     # configure() writes to stderr; pytest swaps stderr between phases, so read a buffer instead.
     cast(logging.StreamHandler[Any], root.handlers[0]).setStream(buffer)
