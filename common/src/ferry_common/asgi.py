@@ -96,8 +96,9 @@ async def lifespan(
 ) -> None:
     """Answer the ASGI lifespan protocol, running ``startup``/``shutdown`` at its two events.
 
-    A startup that raises is reported as ``lifespan.startup.failed`` with its message, so the
-    server exits instead of serving half-initialised.
+    A step that raises is reported as ``lifespan.startup.failed`` / ``lifespan.shutdown.failed``
+    with its message, as the ASGI spec asks: the server exits instead of serving half-initialised,
+    and logs why a shutdown went wrong.
     """
     while True:
         message = await receive()
@@ -113,6 +114,8 @@ async def lifespan(
             try:
                 if shutdown is not None:
                     await shutdown()
-            finally:
+            except Exception as exc:
+                await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+            else:
                 await send({"type": "lifespan.shutdown.complete"})
             return

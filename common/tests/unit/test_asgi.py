@@ -153,16 +153,9 @@ async def test_a_failed_startup_is_reported_with_its_message() -> None:
     assert sent == [{"type": "lifespan.startup.failed", "message": "no model"}]
 
 
-async def test_shutdown_completes_even_when_it_raises() -> None:
+async def test_a_failed_shutdown_is_reported_with_its_message() -> None:
     async def shutdown() -> None:
         raise RuntimeError("stuck")
 
-    receive, _ = feed({"type": "lifespan.shutdown"}, then_wait=False)
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    with pytest.raises(RuntimeError, match="stuck"):
-        await lifespan(receive, send, None, shutdown)
-    assert sent == [{"type": "lifespan.shutdown.complete"}]
+    sent = await run_lifespan(None, shutdown, ["lifespan.shutdown"])
+    assert sent == [{"type": "lifespan.shutdown.failed", "message": "stuck"}]
