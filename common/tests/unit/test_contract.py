@@ -6,12 +6,9 @@ from ferry_common import contract, runtime
 from ferry_common.contract import CONSUMER, MODEL_DEPLOYMENT, PredictorEnv
 
 
-def test_api_names() -> None:
-    assert contract.API_VERSION == "ferry.dev/v1alpha1"
-    assert MODEL_DEPLOYMENT.crd_name == "modeldeployments.ferry.dev"
-    assert CONSUMER.crd_name == "consumers.ferry.dev"
-    assert MODEL_DEPLOYMENT.list_kind == "ModelDeploymentList"
-    assert MODEL_DEPLOYMENT.short_names == ("md",) and CONSUMER.short_names == ("fc",)
+def test_crd_and_list_names_follow_the_resource() -> None:
+    assert MODEL_DEPLOYMENT.crd_name == f"{MODEL_DEPLOYMENT.plural}.{contract.GROUP}"
+    assert CONSUMER.list_kind == f"{CONSUMER.kind}List"
 
 
 def test_resource_paths_namespaced_and_cluster_wide() -> None:
@@ -19,11 +16,9 @@ def test_resource_paths_namespaced_and_cluster_wide() -> None:
     assert CONSUMER.path() == "/apis/ferry.dev/v1alpha1/consumers"
 
 
-def test_labels_live_under_the_group() -> None:
-    for key in (contract.LABEL_DEPLOYMENT, contract.LABEL_COLOR, contract.LABEL_VERSION, contract.LABEL_ROLE):
-        assert key.startswith("ferry.dev/")
-    assert contract.API_KEY_SELECTOR == "ferry.dev/api-key=true"
-    assert contract.ISVC_API_VERSION == "serving.kserve.io/v1beta1"
+def test_labels_live_under_the_group_and_are_distinct() -> None:
+    keys = (contract.LABEL_DEPLOYMENT, contract.LABEL_COLOR, contract.LABEL_VERSION, contract.LABEL_ROLE)
+    assert all(key.startswith(f"{contract.GROUP}/") for key in keys) and len(set(keys)) == len(keys)
 
 
 def test_predictor_variables_are_distinct_and_match_the_runtime() -> None:
