@@ -14,17 +14,8 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from ferry_common.contract import GROUP as GROUP  # re-exported: the CRD generator reads them here
-from ferry_common.contract import MODEL_DEPLOYMENT
-from ferry_common.contract import VERSION as VERSION
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
-
-# The API names are the shared contract's (ferry_common.contract); named here for the CRD generator.
-KIND = MODEL_DEPLOYMENT.kind
-PLURAL = MODEL_DEPLOYMENT.plural
-SINGULAR = MODEL_DEPLOYMENT.singular
-SHORT_NAMES = list(MODEL_DEPLOYMENT.short_names)
 
 # The InferenceService `<name>-green` gets a KServe Service `<name>-green-predictor`, and Service
 # names are DNS-1035 labels of at most 63 characters: 63 - len("-green-predictor") = 47.
