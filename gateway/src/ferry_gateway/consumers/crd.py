@@ -2,8 +2,9 @@
 
 ``consumer_crd()`` returns the full CustomResourceDefinition (written to manifests/crds/ by
 ``make generate``; ``ferry_common.crdschema`` translates the models' JSON Schema for it, as it
-does for the ModelDeployment CRD). The same spec models validate consumers loaded from a file, where API keys
-are given inline as keyed hashes instead of Secret references.
+does for the ModelDeployment CRD; its API names are ``ferry_common.contract.CONSUMER``). The same
+spec models validate consumers loaded from a file, where API keys are given inline as keyed hashes
+instead of Secret references.
 """
 
 from __future__ import annotations
@@ -13,11 +14,6 @@ from typing import Annotated, Any, Literal
 
 from ferry_common import contract, crdschema
 from pydantic import BaseModel, ConfigDict, Field
-
-GROUP = "ferry.dev"
-VERSION = "v1alpha1"
-KIND = "Consumer"
-PLURAL = "consumers"
 
 Scope = Literal["predict", "preview", "admin"]
 SCOPES: tuple[str, ...] = ("predict", "preview", "admin")
@@ -93,10 +89,10 @@ def spec_schema() -> dict[str, Any]:
 def consumer_crd() -> dict[str, Any]:
     """The full CustomResourceDefinition for Consumer, ready to dump as YAML."""
     return crdschema.custom_resource_definition(
-        group=GROUP,
-        version=VERSION,
-        kind=KIND,
-        plural=PLURAL,
+        group=contract.GROUP,
+        version=contract.VERSION,
+        kind=contract.CONSUMER.kind,
+        plural=contract.CONSUMER.plural,
         singular=contract.CONSUMER.singular,
         short_names=contract.CONSUMER.short_names,
         schema=crdschema.resource_schema(
