@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from ferry_common.contract import GROUP, MODEL_DEPLOYMENT, VERSION
 from ferry_devcluster import tools
 from ferry_devcluster.procs import free_port, wait_for
 from ferry_gateway.consumers.registry import DEV_KEYS
@@ -199,7 +200,7 @@ def test_operator_and_gateway_work_with_only_the_charts_rbac(
     )
     md = yaml.safe_load((ROOT / "manifests" / "samples" / "titanic.yaml").read_text())
     custom: Any = client.CustomObjectsApi(api)
-    custom.create_namespaced_custom_object("ferry.dev", "v1alpha1", namespace, "modeldeployments", md)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, MODEL_DEPLOYMENT.plural, md)
     bindir = Path(sys.executable).parent
     gateway_port = free_port()
     operator_env = {
@@ -239,7 +240,7 @@ def test_operator_and_gateway_work_with_only_the_charts_rbac(
         wait_for(
             "ModelDeployment status written",
             lambda: bool(custom.get_namespaced_custom_object(
-                "ferry.dev", "v1alpha1", namespace, "modeldeployments", "titanic"
+                GROUP, VERSION, namespace, MODEL_DEPLOYMENT.plural, "titanic"
             ).get("status", {}).get("phase")),
             timeout=60,
         )  # fmt: skip

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from ferry_common.contract import GROUP, MODEL_DEPLOYMENT, VERSION
 from ferry_devcluster import tools
 from ferry_devcluster.procs import free_port, port_open, wait_for
 from ferry_gateway.consumers.registry import DEV_KEYS
@@ -160,7 +161,7 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
             # The operator rolls a ModelDeployment out (kwok makes its predictor pods Ready).
             md = yaml.safe_load((ROOT / "manifests" / "samples" / "titanic.yaml").read_text())
             client.CustomObjectsApi(api).create_namespaced_custom_object(
-                "ferry.dev", "v1alpha1", ns, "modeldeployments", md
+                GROUP, VERSION, ns, MODEL_DEPLOYMENT.plural, md
             )
 
             http = stack.enter_context(httpx.Client(base_url=gateway, timeout=30))
