@@ -28,7 +28,7 @@ from ferry_gateway.auth.authenticator import Authenticator, Principal
 from ferry_gateway.auth.jwt_verify import AuthFailure
 from ferry_gateway.edge.access_log import AccessLog
 from ferry_gateway.edge.errors import ErrorEnvelope
-from ferry_gateway.edge.request import JSON, RequestContext, context, respond
+from ferry_gateway.edge.request import JSON, Headers, RequestContext, context, respond
 from ferry_gateway.edge.request_id import RequestIds
 from ferry_gateway.limits.headers import rate_limit_headers
 from ferry_gateway.limits.ratelimit import Decision, Outcome, RateLimiter
@@ -39,7 +39,6 @@ from ferry_gateway.upstream.routing import Refusal, Route, Upstreams, match_pred
 
 log = logging.getLogger("ferry_gateway.app")
 
-Headers = dict[bytes, bytes]
 
 _DENIAL = {
     Outcome.RATE_LIMITED: (ErrorCode.RATE_LIMITED, "rate limit exceeded; retry after the Retry-After delay"),
@@ -111,7 +110,8 @@ class Gateway:
 
     async def _endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Innermost: the gateway's own routes, inside the edge classes."""
-        await self._dispatch(scope, receive, send, dict(scope["headers"]), context(scope))
+        ctx = context(scope)
+        await self._dispatch(scope, receive, send, ctx.headers, ctx)
 
     def _consumer_label(self, consumer: str) -> str:
         """JWT subjects are not declared anywhere, so their number is unbounded; a metrics label

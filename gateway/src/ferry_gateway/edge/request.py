@@ -7,12 +7,14 @@ and the status once a response has started.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ferry_common.asgi import RawHeaders, Scope, Send
 
 CONTEXT = "ferry.request"
 JSON = b"application/json"
+# The request's headers by lower-case name, built once per request (the last of a repeated one wins).
+Headers = dict[bytes, bytes]
 
 
 @dataclass
@@ -20,6 +22,7 @@ class RequestContext:
     request_id: str
     path: str
     client: str
+    headers: Headers = field(default_factory=dict)
     model: str = "-"
     consumer: str = "-"
     status: int = 0

@@ -32,15 +32,14 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = ""
-        for key, value in scope["headers"]:
-            if key == b"x-request-id":
-                rid = value.decode("latin-1")  # the last one counts, like the gateway's header lookups
+        headers = dict(scope["headers"])  # once per request: every later lookup reads this
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")
         client = scope.get("client")
         ctx = RequestContext(
             rid if REQUEST_ID.match(rid) else new_request_id(),
             scope["path"],
             client[0] if client else "-",
+            headers,
         )
         scope[CONTEXT] = ctx
         with bind(request_id=ctx.request_id):
