@@ -175,9 +175,7 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = envconfig.load(ENV, envconfig.environment() if environ is None else environ)
     model_uri = env[PredictorEnv.MODEL_URI]
     if not model_uri:
-        raise ConfigError(
-            PredictorEnv.MODEL_URI, "required, but MODEL_URI is not set (e.g. models:/titanic-survival/1)"
-        )
+        raise ConfigError(PredictorEnv.MODEL_URI, "not set; required (e.g. models:/titanic-survival/1)")
     workdir = env[PredictorEnv.MODEL_DIR]
     return Config(
         # The operator sets the public name, so both colours answer to it (ferry_common.runtime).

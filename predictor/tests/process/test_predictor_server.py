@@ -196,4 +196,4 @@ def test_help_describes_the_environment(argv: list[str]) -> None:
     missing = subprocess.run(
         [str(exe), "--model_name=x"], capture_output=True, text=True, env={"PATH": "/usr/bin"}
     )
-    assert missing.returncode == 2 and "MODEL_URI is not set" in missing.stderr
+    assert missing.returncode == 2 and "MODEL_URI: not set; required" in missing.stderr
