@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ferry_common.contract import GROUP, VERSION, Resource
+
 JSON = dict[str, Any]
 
 QUANTITY_MARKER = "x-ferry-quantity"
@@ -94,27 +96,22 @@ def _string_pattern(node: Mapping[str, Any]) -> str | None:
 
 
 def custom_resource_definition(
+    resource: Resource,
     *,
-    group: str,
-    version: str,
-    kind: str,
-    plural: str,
-    singular: str,
-    short_names: Sequence[str],
     schema: JSON,
     printer_columns: Sequence[JSON] = (),
     status_subresource: bool = False,
     labels: Mapping[str, str] | None = None,
     categories: Sequence[str] = ("ferry",),
 ) -> JSON:
-    """The CustomResourceDefinition serving one namespaced version whose schema is ``schema``."""
-    served: JSON = {"name": version, "served": True, "storage": True}
+    """The CustomResourceDefinition of ``resource``: one namespaced version (Ferry's) with ``schema``."""
+    served: JSON = {"name": VERSION, "served": True, "storage": True}
     if status_subresource:
         served["subresources"] = {"status": {}}
     if printer_columns:
         served["additionalPrinterColumns"] = list(printer_columns)
     served["schema"] = {"openAPIV3Schema": schema}
-    metadata: JSON = {"name": f"{plural}.{group}"}
+    metadata: JSON = {"name": resource.crd_name}
     if labels:
         metadata["labels"] = dict(labels)
     return {
@@ -122,14 +119,14 @@ def custom_resource_definition(
         "kind": "CustomResourceDefinition",
         "metadata": metadata,
         "spec": {
-            "group": group,
+            "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": singular,
-                "shortNames": list(short_names),
+                "kind": resource.kind,
+                "listKind": resource.list_kind,
+                "plural": resource.plural,
+                "singular": resource.singular,
+                "shortNames": list(resource.short_names),
                 "categories": list(categories),
             },
             "versions": [served],

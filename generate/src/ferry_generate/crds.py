@@ -62,14 +62,8 @@ PRINTER_COLUMNS: list[JSON] = [
 
 
 def modeldeployment_crd() -> JSON:
-    md = contract.MODEL_DEPLOYMENT
     return crdschema.custom_resource_definition(
-        group=contract.GROUP,
-        version=contract.VERSION,
-        kind=md.kind,
-        plural=md.plural,
-        singular=md.singular,
-        short_names=md.short_names,
+        contract.MODEL_DEPLOYMENT,
         schema=modeldeployment_schema(),
         printer_columns=PRINTER_COLUMNS,
         status_subresource=True,

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import jsonschema
 import pytest
 from ferry_common import crdschema
+from ferry_common.contract import Resource
 from ferry_gateway.consumers import crd as consumer_crd
 from ferry_generate import crds
 from hypothesis import given, settings
@@ -115,9 +116,9 @@ def test_both_crds_come_out_of_the_one_translator(monkeypatch: pytest.MonkeyPatc
             seen.append(str(schema.get("title")))
         return translate(schema, defs)
 
-    def spy_crd(**kwargs: Any) -> JSON:
-        seen.append(f"crd:{kwargs['kind']}")
-        return wrap(**kwargs)
+    def spy_crd(resource: Resource, **kwargs: Any) -> JSON:
+        seen.append(f"crd:{resource.kind}")
+        return wrap(resource, **kwargs)
 
     monkeypatch.setattr(crdschema, "structural", spy_structural)
     monkeypatch.setattr(crdschema, "custom_resource_definition", spy_crd)

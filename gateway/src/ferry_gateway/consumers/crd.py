@@ -89,12 +89,7 @@ def spec_schema() -> dict[str, Any]:
 def consumer_crd() -> dict[str, Any]:
     """The full CustomResourceDefinition for Consumer, ready to dump as YAML."""
     return crdschema.custom_resource_definition(
-        group=contract.GROUP,
-        version=contract.VERSION,
-        kind=contract.CONSUMER.kind,
-        plural=contract.CONSUMER.plural,
-        singular=contract.CONSUMER.singular,
-        short_names=contract.CONSUMER.short_names,
+        contract.CONSUMER,
         schema=crdschema.resource_schema(
             "A caller of the Ferry gateway: tier, scopes, models, API keys.", spec_schema()
         ),
