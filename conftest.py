@@ -90,14 +90,20 @@ def kubeconfig() -> str:
     run starts in seconds; set FERRY_CLUSTER_TEARDOWN=1 to stop it at the end of the session.
     """
     cluster.KWOK.up()
+    _USED_NODES.add("kwok")
     return str(cluster.KWOK.kubeconfig_path)
+
+
+# The clusters this session's fixtures brought up (or reused): only those are stopped at its end,
+# so a session that used none (the unit and process tiers) spends nothing on teardown.
+_USED_NODES: set[str] = set()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _cluster_teardown() -> Iterator[None]:
     yield
     if os.environ.get("FERRY_CLUSTER_TEARDOWN") == "1":
-        for node in cluster.NODE_KINDS:
+        for node in sorted(_USED_NODES):
             subprocess.run([sys.executable, "-m", "ferry_devcluster", "--node", node, "down"], check=False)
 
 
@@ -109,6 +115,7 @@ def real_kubeconfig() -> str:
     own state under .local/e2e. Left running like the kwok cluster unless FERRY_CLUSTER_TEARDOWN=1.
     """
     subprocess.run([sys.executable, "-m", "ferry_devcluster", "--node", "real", "up"], check=True)
+    _USED_NODES.add("real")
     return str(cluster.REAL.kubeconfig_path)
 
 
@@ -120,4 +127,5 @@ def stack() -> Stack:
     reads like the command's own output.
     """
     subprocess.run([sys.executable, "-m", "ferry_devcluster.stack", "up"], check=True)
+    _USED_NODES.add("real")
     return Stack.load()
