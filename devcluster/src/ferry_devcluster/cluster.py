@@ -29,7 +29,7 @@ import yaml
 
 from . import node, pki, tools, versions
 from .paths import local_dir
-from .procs import free_port, port_open, wait_for
+from .procs import alive, free_port, port_open, wait_for
 
 SERVICE_CIDR = "10.96.0.0/16"
 KWOK_NODE = "kwok-node-0"
@@ -87,20 +87,6 @@ class State:
 
     def save(self) -> None:
         self.path.write_text(json.dumps({"ports": self.ports, "pids": self.pids}, indent=2))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as dead.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _kubeconfig(server: str, ca: Path, cert: Path, key: Path) -> str:
@@ -221,14 +207,14 @@ class Cluster:
     def running(self, state: State, name: str) -> bool:
         """True while the process lives; raises with its log tail once it has died."""
         pid = state.pids[name]
-        if not _alive(pid):
+        if not alive(pid):
             tail = (self.state_dir / "logs" / f"{name}.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{name} exited during start-up; last log lines:\n{tail}")
         return True
 
     def is_up(self) -> bool:
         state = self.state()
-        if state is None or not state.pids or not all(_alive(p) for p in state.pids.values()):
+        if state is None or not state.pids or not all(alive(p) for p in state.pids.values()):
             return False
         return (
             self.kubectl("get", "--raw=/readyz", check=False).returncode == 0
@@ -657,9 +643,9 @@ def _terminate(name: str, pid: int, grace: float = 15.0) -> None:
         return
     log(f"stopping {name} (pid {pid})")
     deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if alive(pid):
         log(f"{name} ignored SIGTERM for {grace:.0f}s; killing it")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)

@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ferry_devcluster.procs import Server, stop, wait_for
+from ferry_devcluster.procs import Server, alive, stop, wait_for
 
 
 def mlflow_command() -> list[str]:
@@ -84,20 +84,10 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def up(workdir: Path, port: int) -> int:
     url = f"http://127.0.0.1:{port}"
     pidfile = workdir / "mlflow.pid"
-    if pidfile.exists() and _alive(int(pidfile.read_text())) and _healthy(url):
+    if pidfile.exists() and alive(int(pidfile.read_text())) and _healthy(url):
         print(f"MLflow already running at {url} (pid {pidfile.read_text().strip()})")
         return 0
     started = time.monotonic()
@@ -115,11 +105,11 @@ def down(workdir: Path) -> int:
         print("MLflow is not running (no pid file)")
         return 0
     pid = int(pidfile.read_text())
-    if _alive(pid):
+    if alive(pid):
         # start_mlflow puts the server in its own session: signal the group, which holds its workers.
         os.killpg(pid, signal.SIGTERM)
         try:
-            wait_for(f"MLflow (pid {pid}) to stop", lambda: not _alive(pid), timeout=20)
+            wait_for(f"MLflow (pid {pid}) to stop", lambda: not alive(pid), timeout=20)
         except TimeoutError:
             os.killpg(pid, signal.SIGKILL)
         print(f"MLflow (pid {pid}) stopped")
