@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from ferry_common.contract import GROUP, VERSION
+from ferry_devcluster import tools
 from ferry_testing.operator import PLURAL, WAIT, core, custom, md_body
 from kubernetes import client
 
@@ -195,9 +195,8 @@ def test_an_unreachable_cluster_is_exit_4_and_a_bad_flag_exit_2(kubeconfig: str,
 
 
 def test_kubectl_runs_the_plugin_with_flags_after_the_name(kubeconfig: str, titanic: str) -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not on PATH")
+    # The cluster's own kubectl (make tools), which finds kubectl-ferry on PATH as a user's does.
+    kubectl = str(tools.bin_path("kubectl"))
     done = ferry(kubeconfig, "ferry", "status", "titanic", "-n", titanic, "-o", "json", exe=(kubectl,))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["name"] == "titanic"
