@@ -113,8 +113,9 @@ One block when the Secret is missing or has none of the key sets (any one set, c
 {{- $secrets = append $secrets (dict "ns" $rel "name" $mlflowSecret "value" "mlflow.external.credentialsSecret" "keys" $mlflowKeys "create" "--from-literal=MLFLOW_TRACKING_TOKEN=TOKEN") -}}
 {{- end -}}
 {{- with .Values.operator.predictorCredentialsSecret -}}
-{{- /* Needed in each ModelDeployment's namespace: checked in the models namespace once it exists. */ -}}
-{{- if and $.Values.operator.enabled $modelsExist (not (and (eq . $mlflowSecret) (eq $models $rel))) -}}
+{{- /* Needed in each ModelDeployment's namespace: checked in the models namespace (unless the
+chart creates that namespace now: NOTES then say to create the Secret there). */ -}}
+{{- if and $.Values.operator.enabled (or $modelsExist (not (include "ferry.createsModelNamespace" $))) (not (and (eq . $mlflowSecret) (eq $models $rel))) -}}
 {{- $secrets = append $secrets (dict "ns" $models "name" . "value" "operator.predictorCredentialsSecret, in each ModelDeployment's namespace" "keys" $mlflowKeys "create" "--from-literal=MLFLOW_TRACKING_TOKEN=TOKEN") -}}
 {{- end -}}
 {{- end -}}
