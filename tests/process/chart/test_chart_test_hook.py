@@ -63,7 +63,10 @@ def test_dev_hook_predicts_through_the_gateway_service_with_the_dev_key() -> Non
     env = env_of(c)
     service = only(docs, "Service", "-gateway")
     port = service["spec"]["ports"][0]["port"]
-    assert env["FERRY_TEST_URL"] == f"http://t-ferry-gateway.ferry.svc.cluster.local:{port}/v1/models/titanic:predict"
+    assert (
+        env["FERRY_TEST_URL"]
+        == f"http://t-ferry-gateway.ferry.svc.cluster.local:{port}/v1/models/titanic:predict"
+    )
     assert env["FERRY_TEST_API_KEY"] == DEV_KEYS["dev-pro"]
     body = json.loads(env["FERRY_TEST_BODY"])
     assert body["instances"][0]["sex"] == "male" and len(body["instances"]) == 1
@@ -102,9 +105,12 @@ def _admits(policy: JSON, labels: dict[str, str]) -> bool:
             return True  # no `from`: everyone
         for peer in peers:
             selector = peer.get("podSelector")
-            if selector is not None and "namespaceSelector" not in peer:
-                if selector.get("matchLabels", {}).items() <= labels.items():
-                    return True
+            if (
+                selector is not None
+                and "namespaceSelector" not in peer
+                and selector.get("matchLabels", {}).items() <= labels.items()
+            ):
+                return True
     return False
 
 
@@ -166,7 +172,11 @@ def fake_gateway(status: int, answer: bytes) -> Iterator[tuple[str, list[JSON]]]
         def do_POST(self) -> None:
             length = int(self.headers["Content-Length"])
             seen.append(
-                {"path": self.path, "key": self.headers["X-API-Key"], "body": json.loads(self.rfile.read(length))}
+                {
+                    "path": self.path,
+                    "key": self.headers["X-API-Key"],
+                    "body": json.loads(self.rfile.read(length)),
+                }
             )
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -205,7 +215,9 @@ def test_script_passes_on_200_with_predictions() -> None:
         result = run_script(url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"OK: POST {url}: HTTP 200, predictions [0]")
-    assert seen == [{"path": "/v1/models/titanic:predict", "key": "fry_test", "body": {"instances": [{"pclass": 3}]}}]
+    assert seen == [
+        {"path": "/v1/models/titanic:predict", "key": "fry_test", "body": {"instances": [{"pclass": 3}]}}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -213,7 +225,11 @@ def test_script_passes_on_200_with_predictions() -> None:
     [
         (503, b'{"error": "no ready predictor"}', 'HTTP 503 (want 200): {"error": "no ready predictor"}'),
         (401, b'{"error": "unknown API key"}', "HTTP 401 (want 200)"),
-        (200, b'{"outputs": []}', 'HTTP 200 but no non-empty `predictions` array in the answer: {"outputs": []}'),
+        (
+            200,
+            b'{"outputs": []}',
+            'HTTP 200 but no non-empty `predictions` array in the answer: {"outputs": []}',
+        ),
         (200, b'{"predictions": []}', "HTTP 200 but no non-empty `predictions` array"),
         (200, b"not json", "HTTP 200 but no non-empty `predictions` array in the answer: not json"),
     ],
