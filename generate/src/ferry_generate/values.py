@@ -324,7 +324,9 @@ class Metrics(TypedDict, total=False):
 
 @with_config(_STRICT)
 class Tests(TypedDict, total=False):
-    enabled: Annotated[bool, Field(description="Render the `helm test` hook (one prediction through the gateway).")]
+    enabled: Annotated[
+        bool, Field(description="Render the `helm test` hook: one prediction through the gateway.")
+    ]
     model: Annotated[Name, Field(description="The ModelDeployment `helm test` asks for a prediction.")]
     instances: Annotated[
         list[Object],
@@ -338,7 +340,7 @@ class Tests(TypedDict, total=False):
         ),
     ]
     apiKeySecretKey: Annotated[NonEmpty, Field(description="The key of apiKeySecret holding the API key.")]
-    timeoutSeconds: PositiveSeconds
+    timeoutSeconds: Annotated[PositiveSeconds, Field(description="How long the test waits for the answer.")]
 
 
 @with_config(_STRICT)
