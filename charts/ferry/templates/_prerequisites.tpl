@@ -32,7 +32,7 @@ true
 {{- end -}}
 {{- end -}}
 
-{{/* (dict "ns" NS "name" NAME "value" "gateway.secretName" "keys" (list (list K1 K2) (list K3)) "create" "--from-literal=...")
+{{/* (dict "ns" NS "name" NAME "value" VALUE-PATH "keys" (list (list K1 K2) (list K3)) "create" ARGS)
 One block when the Secret is missing or has none of the key sets (any one set, complete, will do). */}}
 {{- define "ferry.prerequisites.secret" -}}
 {{- $s := lookup "v1" "Secret" .ns .name -}}
