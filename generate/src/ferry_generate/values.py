@@ -188,6 +188,13 @@ class Gateway(TypedDict, total=False):
     image: Required[ComponentImage]
     port: Required[Port]
     modelNamespace: OptionalName
+    createModelNamespace: Annotated[
+        bool,
+        Field(
+            description="Create gateway.modelNamespace (kept on uninstall) when it is not the release "
+            "namespace and does not exist yet; false: it must exist (the install checks)."
+        ),
+    ]
     rateLimitFailureMode: Required[
         Annotated[
             Literal["open", "closed"],
@@ -316,12 +323,40 @@ class Metrics(TypedDict, total=False):
 
 
 @with_config(_STRICT)
+class Tests(TypedDict, total=False):
+    enabled: Annotated[
+        bool, Field(description="Render the `helm test` hook: one prediction through the gateway.")
+    ]
+    model: Annotated[Name, Field(description="The ModelDeployment `helm test` asks for a prediction.")]
+    instances: Annotated[
+        list[Object],
+        Field(min_length=1, description="The v1 request's instances (rows the model accepts)."),
+    ]
+    apiKeySecret: Annotated[
+        OptionalName,
+        Field(
+            description="Secret (release namespace) holding a consumer's API key for `helm test`; "
+            "empty: the dev key in dev mode, no test hook otherwise."
+        ),
+    ]
+    apiKeySecretKey: Annotated[NonEmpty, Field(description="The key of apiKeySecret holding the API key.")]
+    timeoutSeconds: Annotated[PositiveSeconds, Field(description="How long the test waits for the answer.")]
+
+
+@with_config(_STRICT)
 class Values(TypedDict, total=False):
     environment: Required[
         Annotated[NonEmpty, Field(description="Environment name, shown as the ferry.dev/environment label.")]
     ]
     nameOverride: str
     fullnameOverride: str
+    checkPrerequisites: Annotated[
+        bool,
+        Field(
+            description="On a live install, fail naming each missing prerequisite (namespace, Secret, "
+            "KServe) and the kubectl command that creates it; false: skip the look-ups."
+        ),
+    ]
     global_: Annotated[Object, Field(alias="global")]  # helm's own, shared with subcharts
     image: Required[Image]
     imagePullSecrets: list[PullSecret]
@@ -334,6 +369,7 @@ class Values(TypedDict, total=False):
     mlflow: Required[Mlflow]
     networkPolicy: NetworkPolicy
     metrics: Metrics
+    tests: Tests
 
 
 VALUES: TypeAdapter[Values] = TypeAdapter(Values)
@@ -353,6 +389,7 @@ _KEY_ORDER = (
     "pattern",
     "minLength",
     "maxLength",
+    "minItems",
     "minimum",
     "maximum",
     "exclusiveMinimum",
