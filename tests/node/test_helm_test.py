@@ -8,13 +8,11 @@ of the sample ModelDeployment `titanic` through the gateway's Service with the d
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from ferry_devcluster import tools
+from ferry_devcluster.procs import wait_for
 from ferry_devcluster.stack import DEPLOYMENT, RELEASE, Stack
 from kubernetes import client, config
 
@@ -22,17 +20,6 @@ pytestmark = pytest.mark.timeout(900)
 
 GATEWAY = f"{RELEASE}-gateway"  # the release name contains the chart's: no "-ferry" in between
 HOOK_POD = f"{RELEASE}-test-prediction"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def helm_test(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -63,7 +50,7 @@ def test_helm_test_passes_then_fails_clearly_when_the_gateway_cannot_answer(stac
 
     apps.patch_namespaced_deployment_scale(GATEWAY, stack.namespace, {"spec": {"replicas": 0}})
     try:
-        wait_for("the gateway pods gone", lambda: gateway_pods() == 0, 180)
+        wait_for("the gateway pods gone", lambda: gateway_pods() == 0, 180, interval=1)
         failed = helm_test(stack, "--logs")
         out = failed.stdout + failed.stderr
         assert failed.returncode != 0, out
@@ -82,7 +69,7 @@ def test_helm_test_passes_then_fails_clearly_when_the_gateway_cannot_answer(stac
                 >= replicas
             ),
             300,
-            2,
+            interval=2,
         )
     # Back as it was: the test passes again.
     again = helm_test(stack)
