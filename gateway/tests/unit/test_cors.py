@@ -248,6 +248,17 @@ def test_actual_responses_gain_allow_expose_and_vary_only_when_the_policy_is_on(
     assert star["access-control-allow-origin"] == "*" and "vary" not in star
 
 
+def test_cors_headers_from_inside_never_pass() -> None:
+    inner = [
+        (b"access-control-allow-origin", b"*"),
+        (b"Access-Control-Allow-Credentials", b"true"),
+        (b"a", b"1"),
+    ]
+    assert merge_vary(inner, []) == [(b"a", b"1")]
+    _, headers, _ = call(Cors(Inner(headers=inner), CorsPolicy()), "POST", {"Origin": "https://evil.test"})
+    assert "access-control-allow-origin" not in headers and "access-control-allow-credentials" not in headers
+
+
 def test_vary_is_merged_not_repeated() -> None:
     merged = merge_vary(
         [(b"content-type", b"x"), (b"Vary", b"Accept-Encoding, origin")], [(b"vary", b"Origin")]

@@ -273,9 +273,16 @@ def response_headers(policy: CorsPolicy, raw_origin: str | None) -> RawHeaders:
 
 
 def merge_vary(headers: RawHeaders, extra: RawHeaders) -> RawHeaders:
-    """``headers`` + ``extra``, with one Vary naming every field once (case-insensitively)."""
+    """``headers`` + ``extra``, with one Vary naming every field once (case-insensitively), and
+    no ``Access-Control-*`` from inside: only this policy says which pages may read a response
+    (a predictor's own CORS headers are passed back with its answer otherwise)."""
     vary: list[str] = []
     out: RawHeaders = []
+    for k, v in headers:
+        if k.lower().startswith(b"access-control-"):
+            continue
+        out.append((k, v))
+    headers, out = out, []
     for k, v in [*headers, *extra]:
         if k.lower() == b"vary":
             for name in v.decode("latin-1").split(","):
@@ -307,9 +314,6 @@ class Cors:
             if requested is not None:
                 await self._preflight(send, ctx, origin, requested)
                 return
-        if not self.policy.enabled:
-            await self.app(scope, receive, send)
-            return
         extra = response_headers(self.policy, origin.decode("latin-1") if origin is not None else None)
 
         async def send_with_cors(message: Message) -> None:
