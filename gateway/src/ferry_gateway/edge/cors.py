@@ -276,14 +276,10 @@ def merge_vary(headers: RawHeaders, extra: RawHeaders) -> RawHeaders:
     """``headers`` + ``extra``, with one Vary naming every field once (case-insensitively), and
     no ``Access-Control-*`` from inside: only this policy says which pages may read a response
     (a predictor's own CORS headers are passed back with its answer otherwise)."""
+    inner = [(k, v) for k, v in headers if not k.lower().startswith(b"access-control-")]
     vary: list[str] = []
     out: RawHeaders = []
-    for k, v in headers:
-        if k.lower().startswith(b"access-control-"):
-            continue
-        out.append((k, v))
-    headers, out = out, []
-    for k, v in [*headers, *extra]:
+    for k, v in [*inner, *extra]:
         if k.lower() == b"vary":
             for name in v.decode("latin-1").split(","):
                 name = name.strip()
