@@ -18,8 +18,10 @@ CONSUMERS = [
     Consumer("steady", "small", frozenset({"predict"})),
     Consumer("big", "enterprise", frozenset({"predict"})),
 ]
-# 30/min (one every 2 s) with a bucket of 4, and 6 a day
-LIMITS = parse_limits({"tiers": {"small": {"perMinute": 30, "burst": 4, "perDay": 6}}})
+# 6/min (one every 10 s) with a bucket of 4, and 6 a day. The gateway's clock stands still but
+# Redis expires the bucket's key in real time, after the fake seconds it holds: 10 s per request
+# leaves a slow machine ample time between calls.
+LIMITS = parse_limits({"tiers": {"small": {"perMinute": 6, "burst": 4, "perDay": 6}}})
 
 
 @dataclass
@@ -71,28 +73,28 @@ def test_successive_calls_count_down_by_one_then_429_with_retry_after(gw: Gw) ->
     admitted = [predict(gw, "steady") for _ in range(4)]
     assert [r.status_code for r in admitted] == [200] * 4
     states = [state(r) for r in admitted]
-    assert all(r.headers["ratelimit-policy"] == '"burst";q=4;w=8, "day";q=6;w=86400' for r in admitted)
+    assert all(r.headers["ratelimit-policy"] == '"burst";q=4;w=40, "day";q=6;w=86400' for r in admitted)
     assert [s["limit"] for s in states] == [4, 4, 4, 4]
     assert [s["remaining"] for s in states] == [3, 2, 1, 0]
     assert [s["quota"] for s in states] == [5, 4, 3, 2]
-    # the bucket is full again when every spent request has been refilled, 2 s each
-    assert [s["reset"] for s in states] == [2, 4, 6, 8]
+    # the bucket is full again when every spent request has been refilled, 10 s each
+    assert [s["reset"] for s in states] == [10, 20, 30, 40]
 
     limited = predict(gw, "steady")
     assert limited.status_code == 429 and limited.json()["error_code"] == "RATE_LIMITED"
-    assert limited.headers["retry-after"] == "2"
+    assert limited.headers["retry-after"] == "10"
     denied = state(limited)
     assert denied["remaining"] == 0 and denied["quota"] == 2  # a refusal costs no quota
-    assert denied["reset"] == 8
+    assert denied["reset"] == 40
 
-    gw.clock.now += 2  # one emission interval: exactly one more
+    gw.clock.now += 10  # one emission interval: exactly one more
     again = predict(gw, "steady")
     assert again.status_code == 200
-    assert state(again) == {"limit": 4, "remaining": 0, "reset": 8, "quota": 1}
+    assert state(again) == {"limit": 4, "remaining": 0, "reset": 40, "quota": 1}
 
-    gw.clock.now += 60  # the bucket is whole, but the day's quota has one left
+    gw.clock.now += 60  # the bucket is whole again, but the day's quota has one left
     last = predict(gw, "steady")
-    assert state(last) == {"limit": 4, "remaining": 3, "reset": 2, "quota": 0}
+    assert state(last) == {"limit": 4, "remaining": 3, "reset": 10, "quota": 0}
     over = predict(gw, "steady")
     assert over.status_code == 429 and over.json()["error_code"] == "QUOTA_EXCEEDED"
     assert int(over.headers["retry-after"]) == int(over.headers["x-quota-reset"]) > 0
