@@ -27,6 +27,7 @@ from ferry_gateway import metrics
 from ferry_gateway.auth.authenticator import Authenticator, Principal
 from ferry_gateway.auth.jwt_verify import AuthFailure
 from ferry_gateway.edge.access_log import AccessLog
+from ferry_gateway.edge.cors import Cors, CorsPolicy
 from ferry_gateway.edge.errors import ErrorEnvelope
 from ferry_gateway.edge.request import JSON, Headers, RequestContext, context, respond
 from ferry_gateway.edge.request_id import RequestIds
@@ -67,6 +68,7 @@ class Gateway:
         on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
         consumers_ready: Callable[[], bool] | None = None,
         catalog: ModelCatalog | None = None,
+        cors: CorsPolicy | None = None,
     ) -> None:
         self.auth = authenticator
         self.limiter = limiter
@@ -84,9 +86,15 @@ class Gateway:
         self._consumer_labels: set[str] = set()
         self._openapi = _json(spec())
         self._docs = docs_page(spec()).encode()
-        # the edge, outermost first: request id -> access log and counters -> error envelope
+        # the edge, outermost first: request id -> CORS (preflights end here) -> access log and
+        # counters -> error envelope
         self._edge = RequestIds(
-            AccessLog(ErrorEnvelope(self._endpoint), enabled=access_log, consumer_label=self._consumer_label)
+            Cors(
+                AccessLog(
+                    ErrorEnvelope(self._endpoint), enabled=access_log, consumer_label=self._consumer_label
+                ),
+                cors or CorsPolicy(),
+            )
         )
 
     # ---- ASGI entry -------------------------------------------------------------------------

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ferry_common import envconfig
 from ferry_common.contract import API_KEY_SELECTOR
 from ferry_common.envconfig import ConfigError, Var
+
+from ferry_gateway.edge import cors as edge_cors
+from ferry_gateway.edge.cors import CorsPolicy
 
 __all__ = ["CLI_ENVIRONMENT", "ENVIRONMENT", "ConfigError", "Settings", "load"]
 
@@ -78,6 +82,42 @@ ENVIRONMENT: tuple[Var, ...] = (
         "info",
         envconfig.choice("debug", "info", "warning", "error"),
     ),
+    Var(
+        "FERRY_CORS_ALLOW_ORIGINS",
+        "comma-separated origins browser pages may call from: scheme://host[:port], scheme://host:* "
+        f"(any port) or * (none when unset; --dev: {','.join(edge_cors.DEV_ORIGINS)})",
+        parse=edge_cors.parse_origins,
+    ),
+    Var(
+        "FERRY_CORS_ALLOW_METHODS",
+        "methods a page may use",
+        ",".join(edge_cors.DEFAULT_METHODS),
+        edge_cors.parse_tokens,
+    ),
+    Var(
+        "FERRY_CORS_ALLOW_HEADERS",
+        "request headers a page may send",
+        ",".join(edge_cors.DEFAULT_ALLOW_HEADERS),
+        edge_cors.parse_tokens,
+    ),
+    Var(
+        "FERRY_CORS_EXPOSE_HEADERS",
+        "response headers a page may read",
+        ",".join(edge_cors.DEFAULT_EXPOSE_HEADERS),
+        edge_cors.parse_tokens,
+    ),
+    Var(
+        "FERRY_CORS_ALLOW_CREDENTIALS",
+        "true: pages may send cookies/HTTP auth (origins echoed; refused with *)",
+        "false",
+        envconfig.boolean,
+    ),
+    Var(
+        "FERRY_CORS_MAX_AGE",
+        "seconds a browser may cache a preflight answer",
+        str(edge_cors.DEFAULT_MAX_AGE),
+        envconfig.non_negative_int,
+    ),
     Var("PORT", "listen port", "8080", envconfig.port),
     Var("KUBERNETES_SERVICE_HOST", "set by Kubernetes in a pod: use the pod's service account"),
     Var("KUBERNETES_SERVICE_PORT", "set by Kubernetes in a pod", "443", envconfig.port),
@@ -125,6 +165,7 @@ class Settings:
     kubernetes_service_host: str | None = None
     kubernetes_service_port: int = 443
     kubeconfig: str | None = None
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
 
     @property
     def in_cluster(self) -> bool:
@@ -180,7 +221,30 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
         kubernetes_service_host=env["KUBERNETES_SERVICE_HOST"],
         kubernetes_service_port=env["KUBERNETES_SERVICE_PORT"],
         kubeconfig=env["KUBECONFIG"],
+        cors=_cors(env, dev),
     )
+
+
+def _cors(env: Mapping[str, Any], dev: bool) -> CorsPolicy:
+    """The CORS policy; `*` with credentials is refused here, naming the variable."""
+    origins = env["FERRY_CORS_ALLOW_ORIGINS"]
+    if origins is None:
+        origins = edge_cors.DEV_ORIGINS if dev else ()
+    try:
+        return edge_cors.parse_policy(
+            origins,
+            methods=env["FERRY_CORS_ALLOW_METHODS"],
+            allow_headers=env["FERRY_CORS_ALLOW_HEADERS"],
+            expose_headers=env["FERRY_CORS_EXPOSE_HEADERS"],
+            credentials=bool(env["FERRY_CORS_ALLOW_CREDENTIALS"]),
+            max_age=env["FERRY_CORS_MAX_AGE"],
+        )
+    except edge_cors.CredentialsWithWildcard:
+        raise ConfigError(
+            "FERRY_CORS_ALLOW_CREDENTIALS",
+            "true cannot be combined with FERRY_CORS_ALLOW_ORIGINS='*' (browsers refuse a wildcard "
+            "with credentials); list the origins instead",
+        ) from None
 
 
 def help_text(table: tuple[Var, ...] = ENVIRONMENT) -> str:

@@ -72,6 +72,7 @@ def build_gateway(s: Settings) -> Gateway:
         on_shutdown=parts.shutdown,
         consumers_ready=kube.synced if kube is not None else None,
         catalog=catalog,
+        cors=s.cors,
     )
 
 

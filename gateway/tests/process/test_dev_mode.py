@@ -66,14 +66,14 @@ def test_dev_mode_in_a_minute(dev_gateway: str, tmp_path: Path) -> None:
         timeout=10,
     )
     assert by_token.status_code == 200
-    assert by_token.headers["x-ratelimit-limit"] == "1000"  # dev-pro is on the pro tier
+    assert by_token.headers["x-ratelimit-limit"] == "2000"  # dev-pro is on the pro tier (its burst)
     by_key = httpx.post(
         dev_gateway + "/v1/models/titanic:predict",
         content=b"{}",
         headers={"X-API-Key": DEV_KEYS["dev-free"]},
         timeout=10,
     )
-    assert by_key.status_code == 200 and by_key.headers["x-ratelimit-limit"] == "60"
+    assert by_key.status_code == 200 and by_key.headers["x-ratelimit-limit"] == "100"  # free: burst 100
     assert jwt.get_unverified_header(token)["alg"] == "RS256"
 
 

@@ -146,6 +146,59 @@ class Pdb(TypedDict, total=False):
     minAvailable: Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^[0-9]{1,3}%$")]
 
 
+# What FERRY_CORS_ALLOW_ORIGINS accepts (ferry_gateway.edge.cors.parse_pattern): "*", or
+# scheme://host[:port] with ":*" for any port, lower case, no path.
+CORS_ORIGIN = (
+    r"^(\*|[a-z][a-z0-9+.-]*://([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])(:([1-9][0-9]{0,4}|\*))?)$"
+)
+HTTP_TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+
+
+@with_config(
+    ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # browsers refuse "*" with credentials, and so does the gateway at start-up
+            "if": {"properties": {"allowCredentials": {"const": True}}, "required": ["allowCredentials"]},
+            "then": {"properties": {"allowOrigins": {"not": {"contains": {"const": "*"}}}}},
+        },
+    )
+)
+class Cors(TypedDict, total=False):
+    allowOrigins: Annotated[
+        list[Annotated[str, Field(pattern=CORS_ORIGIN)]],
+        Field(
+            description="Origins whose pages may call the gateway from a browser: exact "
+            '(https://app.example.com), any port (http://localhost:*) or "*". Empty: none may, '
+            "and no response carries a CORS header."
+        ),
+    ]
+    allowMethods: Annotated[
+        list[Annotated[str, Field(pattern=HTTP_TOKEN)]],
+        Field(description="Methods a page may use; empty: the gateway's default (GET, POST)."),
+    ]
+    allowHeaders: Annotated[
+        list[Annotated[str, Field(pattern=HTTP_TOKEN)]],
+        Field(
+            description="Request headers a page may send; empty: the gateway's default (Authorization, "
+            "X-API-Key, Content-Type, X-Ferry-Preview, X-Request-Id, Inference-Header-Content-Length)."
+        ),
+    ]
+    exposeHeaders: Annotated[
+        list[Annotated[str, Field(pattern=HTTP_TOKEN)]],
+        Field(
+            description="Response headers a page may read; empty: the gateway's default (request id, "
+            "Retry-After, the rate-limit and quota headers, Inference-Header-Content-Length)."
+        ),
+    ]
+    allowCredentials: Annotated[
+        bool,
+        Field(description='Let pages send cookies or HTTP authentication; never with "*" in allowOrigins.'),
+    ]
+    maxAgeSeconds: Annotated[int, Field(ge=0, description="Seconds a browser may cache a preflight answer.")]
+
+
 def _when(condition: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
     return {"if": condition, "then": then}
 
@@ -209,6 +262,7 @@ class Gateway(TypedDict, total=False):
     consumersSecret: OptionalName
     jwt: Jwt
     limits: Object
+    cors: Annotated[Cors, Field(description="Which browser pages may call the gateway (CORS).")]
     service: Service
     ingress: Ingress
     autoscaling: Autoscaling
@@ -398,6 +452,8 @@ _KEY_ORDER = (
     "allOf",
     "if",
     "then",
+    "not",
+    "contains",
 )
 
 

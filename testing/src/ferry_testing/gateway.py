@@ -19,6 +19,7 @@ from ferry_gateway.auth.authenticator import Authenticator
 from ferry_gateway.auth.jwks import StaticKeys
 from ferry_gateway.auth.jwt_verify import JwtSettings
 from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
+from ferry_gateway.edge.cors import CorsPolicy
 from ferry_gateway.limits.ratelimit import RateLimiter
 from ferry_gateway.limits.redis_conn import make_redis
 from ferry_gateway.limits.tiers import LimitsConfig
@@ -176,6 +177,7 @@ def build_app(
     max_body_bytes: int = 64 * 1024,
     upstream_timeout: float = 5.0,
     catalog: ModelCatalog | None = None,
+    cors: CorsPolicy | None = None,
 ) -> Gateway:
     redis = make_redis(redis_url) if redis_url else None
     limiter = RateLimiter(
@@ -194,4 +196,5 @@ def build_app(
         UpstreamPool(timeout=upstream_timeout, breaker_failures=3, breaker_reset=30.0),
         max_body_bytes=max_body_bytes,
         catalog=catalog,
+        cors=cors,
     )
