@@ -367,6 +367,8 @@ class Gateway:
                 raise AssertionError("unreachable")
             active, candidate = entry.version, entry.preview_version
         else:
+            if self.upstreams.resolve(model, False) is None and self.upstreams.resolve(model, True) is None:
+                self._route(model, False)  # no such model at all: its 404 names the model, not the version
             active, candidate = await self._served_versions(model, "preview" in principal.scopes, ctx)
         chosen = colour_serving(
             version, active, candidate, may_preview="preview" in principal.scopes, preview_only=preview
