@@ -1,10 +1,14 @@
 """The gateway as a plain ASGI application (no framework on the hot path: every microsecond here
 is added to every prediction).
 
-Order of checks on a model call: authenticate (401) -> scopes and allow-list (403) -> route
-(404) -> declared body size (413) -> rate limit and quota in one Redis round trip (429/503) ->
-read and check the body (413/400) -> forward (502/503/504 on predictor failure); ``_predict``
-reads as those steps.
+Every call naming a model (``upstream.routing.Kind``: v1 list, readiness and predict; v2
+metadata, readiness and infer, each with or without a version) starts the same way in
+``_model_call``: authenticate (401) -> scopes and allow-list (403) -> the version's colour (404).
+A prediction then goes on: route (404/503) -> declared body size (413) -> rate limit and quota in
+one Redis round trip (429/503) -> read and check the body (413/400; with the binary tensor
+extension only its JSON header) -> forward (502/503/504 on predictor failure); ``_predict``
+reads as those steps. Metadata and readiness spend no rate limit or quota. The server's own
+health and metadata (``_UNAUTHENTICATED``) need no credentials.
 
 Around the routes sits the edge (``ferry_gateway.edge``), one ASGI class per concern: request
 ids, then the counters and access log, then the error envelope.
