@@ -538,6 +538,7 @@ class Gateway:
     # ---- other endpoints --------------------------------------------------------------------
     async def _list_models(self, send: Send, headers: Headers, ctx: RequestContext) -> int:
         principal = await self._principal(headers, ctx)
+        self._check_predict_scope(principal)  # as for every call naming models
         if self.catalog is not None:
             with_preview = "preview" in principal.scopes
             listed = [
