@@ -268,6 +268,10 @@ def test_readiness_follows_the_predictor_in_dev_mode(redis_url: str, colours: di
             doc = envelope(call(g, "GET", path, api_key()), 503, "MODEL_NOT_READY")
             assert doc["details"] == [{"field": "name", "reason": "not_ready"}]
         envelope(call(g, "GET", "/v2/models/dead", api_key()), 502, "UPSTREAM_UNAVAILABLE")
+        # metadata and readiness share the predictions' breaker: three failures open it
+        fast = envelope(call(g, "GET", "/v2/models/dead", api_key()), 503, "MODEL_NOT_READY")
+        assert "recent failures" in fast["message"]
+        envelope(call(g, "POST", "/v2/models/dead/infer", api_key(), V2_BODY), 503, "MODEL_NOT_READY")
         assert call(g, "GET", "/v1/models/titanic", api_key()).status_code == 200
     finally:
         g.server.close()
@@ -432,3 +436,30 @@ def test_a_bad_binary_header_is_refused_naming_the_field(
     headers = {**api_key(), "Inference-Header-Content-Length": length}
     r = httpx.post(binary_gw + "/v2/models/titanic/infer", content=body, headers=headers, timeout=10)
     assert envelope(r, status, code)["details"][0]["field"] == field
+
+
+def test_readyz_names_the_consumers_until_they_are_listed(redis_url: str, active_upstream: Upstream) -> None:
+    listed = False
+    app = build_app(
+        redis_url,
+        registry=ConsumerRegistry(PEPPER, consumer_index(CONSUMERS, KEYS)),
+        upstreams=Upstreams({"titanic": active_upstream.url}),
+    )
+    app.consumers_ready = lambda: listed  # as the Consumer and Secret watches report it
+    server = GatewayServer(app)
+    try:
+        pending = httpx.get(server.url + "/readyz", timeout=10)
+        assert (pending.status_code, pending.text) == (
+            503,
+            "[+]redis ok\n"
+            "[-]consumers-synced failed: first list of Consumers and key Secrets pending\n"
+            "readyz check failed\n",
+        )
+        one = httpx.get(server.url + "/readyz/consumers-synced", timeout=10)
+        assert one.status_code == 503 and "consumers-synced failed" in one.text
+        listed = True
+        assert httpx.get(server.url + "/readyz?verbose", timeout=10).text == (
+            "[+]redis ok\n[+]consumers-synced ok\nreadyz check passed\n"
+        )
+    finally:
+        server.close()
