@@ -1,10 +1,14 @@
 """The gateway as a plain ASGI application (no framework on the hot path: every microsecond here
 is added to every prediction).
 
-Order of checks on a model call: authenticate (401) -> scopes and allow-list (403) -> route
-(404) -> declared body size (413) -> rate limit and quota in one Redis round trip (429/503) ->
-read and check the body (413/400) -> forward (502/503/504 on predictor failure); ``_predict``
-reads as those steps.
+Every call naming a model (``upstream.routing.Kind``: v1 list, readiness and predict; v2
+metadata, readiness and infer, each with or without a version) starts the same way in
+``_model_call``: authenticate (401) -> scopes and allow-list (403) -> the version's colour (404).
+A prediction then goes on: route (404/503) -> declared body size (413) -> rate limit and quota in
+one Redis round trip (429/503) -> read and check the body (413/400; with the binary tensor
+extension only its JSON header) -> forward (502/503/504 on predictor failure); ``_predict``
+reads as those steps. Metadata and readiness spend no rate limit or quota. The server's own
+health and metadata (``_UNAUTHENTICATED``) need no credentials.
 
 Around the routes sits the edge (``ferry_gateway.edge``), one ASGI class per concern: request
 ids, then the counters and access log, then the error envelope.
@@ -13,6 +17,7 @@ ids, then the counters and access log, then the error envelope.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,7 +28,7 @@ from ferry_common.errors import ErrorCode, FerryError, FieldError
 from ferry_common.logs import bind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ferry_gateway import metrics
+from ferry_gateway import health, metrics
 from ferry_gateway.auth.authenticator import Authenticator, Principal
 from ferry_gateway.auth.jwt_verify import AuthFailure
 from ferry_gateway.edge.access_log import AccessLog
@@ -35,11 +40,33 @@ from ferry_gateway.limits.headers import rate_limit_headers
 from ferry_gateway.limits.ratelimit import Decision, Outcome, RateLimiter
 from ferry_gateway.openapi import docs_page, spec
 from ferry_gateway.upstream.catalog import ModelCatalog
-from ferry_gateway.upstream.pool import FORWARD_REQUEST_HEADERS, UpstreamPool
-from ferry_gateway.upstream.routing import Refusal, Route, Upstreams, match_predict, valid_model_name
+from ferry_gateway.upstream.pool import FORWARD_REQUEST_HEADERS, INFERENCE_HEADER, UpstreamPool
+from ferry_gateway.upstream.routing import (
+    BadModelPath,
+    Kind,
+    ModelRoute,
+    Refusal,
+    Route,
+    Upstreams,
+    colour_serving,
+    match_model_route,
+    valid_model_name,
+)
 
 log = logging.getLogger("ferry_gateway.app")
 
+VERSION = importlib.metadata.version("ferry-gateway")
+# GET /v2: what Open Inference Protocol clients read to learn what this server speaks
+SERVER_METADATA = {"name": "ferry-gateway", "version": VERSION, "extensions": ["binary_tensor_data"]}
+# a sane Inference-Header-Content-Length: digits only, and no more of them than a body can have
+_MAX_LENGTH_DIGITS = 12
+
+
+# Answered without credentials: load balancers and probes call them, and they name no model.
+_UNAUTHENTICATED = frozenset(
+    {"/", "/v2", "/v2/health/live", "/v2/health/ready", "/healthz", "/livez", "/readyz"}
+)
+_TEXT = b"text/plain; charset=utf-8"
 
 _DENIAL = {
     Outcome.RATE_LIMITED: (ErrorCode.RATE_LIMITED, "rate limit exceeded; retry after the Retry-After delay"),
@@ -162,22 +189,18 @@ class Gateway:
     ) -> int:
         method: str = scope["method"]
         path: str = scope["path"]
-        route = match_predict(path)
+        route = match_model_route(path)
         if route is not None:
-            self._require_method(method, "POST")
-            return await self._predict(route.model, route.path, receive, send, headers, ctx)
-        if path == "/v1/models":
-            self._require_method(method, "GET")
-            return await self._list_models(send, headers, ctx)
+            self._require_method(method, route.kind.method)
+            return await self._model_call(route, receive, send, headers, ctx)
         if path == "/v1/usage":
             self._require_method(method, "GET")
             return await self._usage(send, headers, ctx)
-        if path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/"):
+        if path in _UNAUTHENTICATED or path.startswith(("/livez/", "/readyz/")):
             self._require_method(method, "GET")
-        if path == "/healthz":
-            return await respond(send, ctx, 200, b'{"status":"ok"}')
-        if path == "/readyz":
-            return await self._ready(send, ctx)
+            return await self._server_call(path, scope.get("query_string", b""), send, ctx)
+        if path in ("/metrics", "/openapi.json", "/docs", "/docs/"):
+            self._require_method(method, "GET")
         if path == "/metrics":
             return await respond(
                 send, ctx, 200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST.encode()
@@ -227,30 +250,175 @@ class Gateway:
         return FerryError(ErrorCode.FORBIDDEN, message, [FieldError(field, reason)])
 
     # ---- model calls ------------------------------------------------------------------------
+    async def _model_call(
+        self,
+        route: ModelRoute | BadModelPath,
+        receive: Receive,
+        send: Send,
+        headers: Headers,
+        ctx: RequestContext,
+    ) -> int:
+        """Every call naming a model: authenticate (401), scopes and allow-list (403), then the
+        call itself. Only predictions spend rate limit and quota."""
+        if route.kind is Kind.LIST:
+            return await self._list_models(send, headers, ctx)
+        principal = await self._principal(headers, ctx)
+        if isinstance(route, BadModelPath):
+            self._check_predict_scope(principal)
+            raise FerryError(
+                ErrorCode.MODEL_NOT_FOUND, "no such model", [FieldError(route.field, route.reason)]
+            )
+        preview = self._wants_preview(headers)
+        self._check_scopes(principal, route.model, preview)
+        ctx.model = route.model
+        with bind(model=route.model):
+            if route.version is not None:
+                preview = await self._colour_of(route.model, route.version, principal, preview, ctx)
+            if route.kind in (Kind.V1_PREDICT, Kind.V2_INFER):
+                return await self._predict(route, principal, preview, receive, send, headers, ctx)
+            if route.kind in (Kind.V1_READY, Kind.V2_READY):
+                return await self._model_ready(route, preview, send, ctx)
+            return await self._model_metadata(route, principal, preview, send, headers, ctx)
+
     async def _predict(
-        self, model: str, path: str, receive: Receive, send: Send, headers: Headers, ctx: RequestContext
+        self,
+        route: ModelRoute,
+        principal: Principal,
+        preview: bool,
+        receive: Receive,
+        send: Send,
+        headers: Headers,
+        ctx: RequestContext,
     ) -> int:
         """The order of checks is the contract (module docstring): each step raises its error."""
-        principal = await self._principal(headers, ctx)
-        preview = self._wants_preview(headers)
-        self._check_scopes(principal, model, preview)
+        model = route.model
         base = self._route(model, preview)
-        ctx.model = model
-        with bind(model=model):
-            self._check_declared_size(headers)
-            decision = await self._limit(principal, model)
-            limit_headers = rate_limit_headers(decision)
+        self._check_declared_size(headers)
+        decision = await self._limit(principal, model)
+        limit_headers = rate_limit_headers(decision)
+        binary = route.kind is Kind.V2_INFER and INFERENCE_HEADER in headers
+        try:
+            body = await self._checked_body(receive, headers.get(INFERENCE_HEADER) if binary else None)
+            resp = await self.pool.post(
+                model,
+                base,
+                route.path,
+                body,
+                self._forward_headers(headers, principal, ctx, binary),
+                ctx.request_id,
+            )
+        except FerryError as exc:
+            exc.headers.update({k.decode(): v.decode() for k, v in limit_headers})
+            raise
+        metrics.UPSTREAM_DURATION.labels(model).observe(resp.seconds)
+        content_type, extra = self._response_headers(resp.headers)
+        return await respond(send, ctx, resp.status, resp.body, content_type, extra + limit_headers)
+
+    async def _model_metadata(
+        self,
+        route: ModelRoute,
+        principal: Principal,
+        preview: bool,
+        send: Send,
+        headers: Headers,
+        ctx: RequestContext,
+    ) -> int:
+        """``GET /v2/models/NAME[/versions/V]``: the serving colour's predictor describes its model."""
+        base = self._route(route.model, preview)
+        resp = await self.pool.get(
+            route.model,
+            base,
+            route.path,
+            self._forward_headers(headers, principal, ctx, False),
+            ctx.request_id,
+        )
+        content_type, extra = self._response_headers(resp.headers)
+        return await respond(send, ctx, resp.status, resp.body, content_type, extra)
+
+    async def _model_ready(self, route: ModelRoute, preview: bool, send: Send, ctx: RequestContext) -> int:
+        """Can the colour this caller reaches serve? From the ModelDeployment status in a cluster,
+        by asking the predictor otherwise. 200 ``{"name", "ready": true}`` or 503, as KServe answers."""
+        models = self.catalog.models if self.catalog is not None and self.catalog.synced else None
+        target = self.upstreams.route(route.model, preview, models)
+        if isinstance(target, Refusal) and not target.not_ready:
+            self._route(route.model, preview)  # raises its 404
+        if isinstance(target, Refusal):
+            ready = False
+        elif models is not None:
+            entry = models[route.model]
+            ready = entry.preview_ready if preview else entry.ready
+        else:
+            ready = await self._probe(route.model, target.url, route.path, ctx)
+        if not ready:
+            raise FerryError(
+                ErrorCode.MODEL_NOT_READY,
+                f"model {route.model}{' (preview)' if preview else ''} is not ready",
+                [FieldError("name", "not_ready")],
+                headers={"retry-after": "5"},
+            )
+        return await respond(send, ctx, 200, _json({"name": route.model, "ready": True}))
+
+    async def _probe(self, model: str, base: str, path: str, ctx: RequestContext) -> bool:
+        try:
+            resp = await self.pool.get(
+                model, base, path, [(b"x-request-id", ctx.request_id.encode())], ctx.request_id
+            )
+        except FerryError:
+            return False  # unreachable, too slow, or its breaker is open: not ready
+        return resp.status == 200
+
+    async def _colour_of(
+        self, model: str, version: str, principal: Principal, preview: bool, ctx: RequestContext
+    ) -> bool:
+        """The colour serving ``version`` for this caller (True: the preview), or 404 naming it."""
+        models = self.catalog.models if self.catalog is not None and self.catalog.synced else None
+        if models is not None:
+            entry = models.get(model)
+            if entry is None:
+                self._route(model, False)  # raises its 404
+                raise AssertionError("unreachable")
+            active, candidate = entry.version, entry.preview_version
+        else:
+            if self.upstreams.resolve(model, False) is None and self.upstreams.resolve(model, True) is None:
+                self._route(model, False)  # no such model at all: its 404 names the model, not the version
+            active, candidate = await self._served_versions(model, "preview" in principal.scopes, ctx)
+        chosen = colour_serving(
+            version, active, candidate, may_preview="preview" in principal.scopes, preview_only=preview
+        )
+        if chosen is None:
+            raise FerryError(
+                ErrorCode.MODEL_NOT_FOUND,
+                f"model {model} has no version {version} serving",
+                [FieldError("version", f"version {version} is not served")],
+            )
+        return chosen
+
+    async def _served_versions(
+        self, model: str, with_preview: bool, ctx: RequestContext
+    ) -> tuple[str | None, str | None]:
+        """Without a catalog only the predictors know their versions (their v2 metadata says)."""
+
+        async def version_at(preview: bool) -> str | None:
+            base = self.upstreams.resolve(model, preview)
+            if base is None:
+                return None
             try:
-                body = await self._json_body(receive)
-                resp = await self.pool.post(
-                    model, base, path, body, self._forward_headers(headers, principal, ctx), ctx.request_id
+                resp = await self.pool.get(
+                    model,
+                    base,
+                    f"/v2/models/{model}",
+                    [(b"x-request-id", ctx.request_id.encode())],
+                    ctx.request_id,
                 )
-            except FerryError as exc:
-                exc.headers.update({k.decode(): v.decode() for k, v in limit_headers})
-                raise
-            metrics.UPSTREAM_DURATION.labels(model).observe(resp.seconds)
-            content_type, extra = self._response_headers(resp.headers)
-            return await respond(send, ctx, resp.status, resp.body, content_type, extra + limit_headers)
+                versions = orjson.loads(resp.body).get("versions") if resp.status == 200 else None
+            except (FerryError, orjson.JSONDecodeError, AttributeError):
+                return None
+            return str(versions[-1]) if isinstance(versions, list) and versions else None
+
+        active, preview = await asyncio.gather(
+            version_at(False), version_at(True) if with_preview else _none()
+        )
+        return active, preview
 
     @staticmethod
     def _wants_preview(headers: Headers) -> bool:
@@ -258,8 +426,7 @@ class Gateway:
 
     def _check_scopes(self, principal: Principal, model: str, preview: bool) -> None:
         """403 for a missing scope or a model outside the allow-list (404 for a bad name, first)."""
-        if "predict" not in principal.scopes:
-            raise self._forbid("missing_scope", "this credential lacks the 'predict' scope", "scope")
+        self._check_predict_scope(principal)
         if not valid_model_name(model):
             raise FerryError(
                 ErrorCode.MODEL_NOT_FOUND,
@@ -274,6 +441,10 @@ class Gateway:
             raise self._forbid(
                 "model_not_allowed", f"consumer {principal.consumer} may not use model {model}", "name"
             )
+
+    def _check_predict_scope(self, principal: Principal) -> None:
+        if "predict" not in principal.scopes:
+            raise self._forbid("missing_scope", "this credential lacks the 'predict' scope", "scope")
 
     def _route(self, model: str, preview: bool) -> str:
         """The predictor's base URL; 404 for an unknown model, 503 for one not ready yet."""
@@ -303,20 +474,48 @@ class Gateway:
         if size > self.max_body_bytes:
             raise too_large(self.max_body_bytes)
 
-    async def _json_body(self, receive: Receive) -> bytes:
-        """The body (413 past the limit, ClientDisconnected if the client leaves), checked as JSON."""
+    async def _checked_body(self, receive: Receive, json_length: bytes | None) -> bytes:
+        """The body (413 past the limit, ClientDisconnected if the client leaves), checked as JSON;
+        with the binary tensor extension only its JSON header is, the tensors' bytes pass as sent."""
         body = await read_body(receive, limit=self.max_body_bytes)
+        header = body if json_length is None else body[: self._json_header_length(json_length, len(body))]
         try:
-            orjson.loads(body)
+            orjson.loads(header)
         except orjson.JSONDecodeError as exc:
+            what = "request body" if json_length is None else "the JSON header of the body"
+            reason = str(exc) if json_length is None else f"first {len(header)} bytes: {exc}"
             raise FerryError(
-                ErrorCode.INVALID_JSON, "request body is not valid JSON", [FieldError("body", str(exc))]
+                ErrorCode.INVALID_JSON, f"{what} is not valid JSON", [FieldError("body", reason)]
             ) from None
         return body
 
     @staticmethod
-    def _forward_headers(headers: Headers, principal: Principal, ctx: RequestContext) -> RawHeaders:
-        forward = [(k, headers[k]) for k in FORWARD_REQUEST_HEADERS if k in headers]
+    def _json_header_length(declared: bytes, body_length: int) -> int:
+        field = "inference-header-content-length"
+        if not declared.isdigit() or len(declared) > _MAX_LENGTH_DIGITS:
+            raise FerryError(
+                ErrorCode.INVALID_INPUT,
+                "Inference-Header-Content-Length must be a non-negative integer",
+                [FieldError(field, "not a non-negative integer")],
+            )
+        length = int(declared)
+        if length > body_length:
+            raise FerryError(
+                ErrorCode.INVALID_INPUT,
+                "Inference-Header-Content-Length is larger than the body",
+                [FieldError(field, f"{length} > body length {body_length}")],
+            )
+        return length
+
+    @staticmethod
+    def _forward_headers(
+        headers: Headers, principal: Principal, ctx: RequestContext, binary: bool
+    ) -> RawHeaders:
+        forward = [
+            (k, headers[k])
+            for k in FORWARD_REQUEST_HEADERS
+            if k in headers and (binary or k != INFERENCE_HEADER)
+        ]
         forward += [
             (b"x-request-id", ctx.request_id.encode()),
             (b"x-ferry-consumer", principal.consumer.encode()),
@@ -347,6 +546,7 @@ class Gateway:
     # ---- other endpoints --------------------------------------------------------------------
     async def _list_models(self, send: Send, headers: Headers, ctx: RequestContext) -> int:
         principal = await self._principal(headers, ctx)
+        self._check_predict_scope(principal)  # as for every call naming models
         if self.catalog is not None:
             with_preview = "preview" in principal.scopes
             listed = [
@@ -402,22 +602,64 @@ class Gateway:
             }
         return await respond(send, ctx, 200, _json(doc))
 
-    async def _ready(self, send: Send, ctx: RequestContext) -> int:
-        if self.consumers_ready is not None and not self.consumers_ready():
+    # ---- the server itself: health and metadata, no credentials -----------------------------
+    async def _server_call(self, path: str, query: bytes, send: Send, ctx: RequestContext) -> int:
+        if path == "/":
+            return await respond(send, ctx, 200, b'{"status":"alive"}')  # KServe v1 is_server_live
+        if path == "/healthz":
+            return await respond(send, ctx, 200, b'{"status":"ok"}')
+        if path == "/v2":
+            return await respond(send, ctx, 200, _json(SERVER_METADATA))
+        if path == "/v2/health/live":
+            return await respond(send, ctx, 200, b'{"live":true}')
+        if path == "/livez" or path.startswith("/livez/"):
+            return await self._health_text("livez", path, health.liveness_checks(), query, send, ctx)
+        checks = health.readiness_checks(await self._observe())
+        if path == "/v2/health/ready":
+            failed = health.failures(checks)
+            if failed:
+                raise FerryError(
+                    ErrorCode.SERVICE_UNAVAILABLE,
+                    "the gateway is not ready: " + ", ".join(c.name for c in failed),
+                    [FieldError(c.name, c.reason) for c in failed],
+                )
+            return await respond(send, ctx, 200, b'{"ready":true}')
+        return await self._health_text("readyz", path, checks, query, send, ctx)
+
+    async def _health_text(
+        self,
+        endpoint: str,
+        path: str,
+        checks: list[health.Check],
+        query: bytes,
+        send: Send,
+        ctx: RequestContext,
+    ) -> int:
+        name = path[len(endpoint) + 2 :]
+        answer = (
+            health.single(checks, name)
+            if name
+            else health.report(endpoint, checks, health.parse_query(query))
+        )
+        if answer is None:
             raise FerryError(
-                ErrorCode.SERVICE_UNAVAILABLE,
-                "consumers not loaded from the cluster yet",
-                [FieldError("consumers", "first list of Consumer resources pending")],
+                ErrorCode.NOT_FOUND,
+                f"no {endpoint} check named {name!r}",
+                [FieldError("path", "unknown check")],
             )
-        redis_ok = await self.limiter.ping()
-        doc = {
-            "redis": "ok" if redis_ok else "down",
-            "rateLimitFailureMode": "open" if self.limiter.fail_open else "closed",
-        }
-        if not redis_ok and not self.limiter.fail_open:
-            raise FerryError(
-                ErrorCode.SERVICE_UNAVAILABLE,
-                "Redis is down and the limiter fails closed",
-                [FieldError("redis", "unreachable")],
-            )
-        return await respond(send, ctx, 200, _json(doc))
+        return await respond(
+            send, ctx, answer.status, answer.text.encode(), _TEXT, [(b"x-content-type-options", b"nosniff")]
+        )
+
+    async def _observe(self) -> health.Observed:
+        return health.Observed(
+            redis_up=await self.limiter.ping(),
+            fail_open=self.limiter.fail_open,
+            redis_configured=self.limiter.redis is not None,
+            consumers_synced=self.consumers_ready() if self.consumers_ready is not None else None,
+            catalogue_synced=self.catalog.synced if self.catalog is not None else None,
+        )
+
+
+async def _none() -> None:
+    return None

@@ -58,7 +58,7 @@ def build_gateway(s: Settings) -> Gateway:
     _require_a_way_to_authenticate(source, consumers, jwt_settings)
     limiter = _limiter(s, parts)
     upstreams, catalog = _routes(s, parts)
-    kube = _start_watches(parts)
+    _start_watches(parts)
     if isinstance(keys, UrlKeys):
         parts.shutdown.append(keys.close)
     return Gateway(
@@ -70,7 +70,7 @@ def build_gateway(s: Settings) -> Gateway:
         access_log=s.access_log,
         on_startup=parts.startup,
         on_shutdown=parts.shutdown,
-        consumers_ready=kube.synced if kube is not None else None,
+        consumers_ready=source.synced if source is not None else None,  # the catalogue has its own check
         catalog=catalog,
         cors=s.cors,
     )

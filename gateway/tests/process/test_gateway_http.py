@@ -215,7 +215,8 @@ def test_model_list_usage_health_metrics_docs(gw: str) -> None:
         "perDay": 1000,
     }
     assert httpx.get(gw + "/healthz", timeout=10).json() == {"status": "ok"}
-    assert httpx.get(gw + "/readyz", timeout=10).json()["redis"] == "ok"
+    ready = httpx.get(gw + "/readyz?verbose", timeout=10)
+    assert ready.status_code == 200 and ready.text == "[+]redis ok\nreadyz check passed\n"
     exposition = httpx.get(gw + "/metrics", timeout=10).text
     for name in (
         metrics.REQUESTS_NAME,
@@ -266,15 +267,19 @@ def test_dead_redis_over_http(fail_open: bool, active_upstream: Upstream) -> Non
     server = GatewayServer(app)
     try:
         resp = post(server.url, "/v1/models/titanic:predict")
-        ready = httpx.get(server.url + "/readyz", timeout=10)
+        ready = httpx.get(server.url + "/readyz?verbose", timeout=10)
     finally:
         server.close()
     if fail_open:
         assert resp.status_code == 200 and "x-ratelimit-remaining" not in resp.headers
-        assert ready.status_code == 200 and ready.json()["redis"] == "down"
+        assert ready.status_code == 200
+        assert "[+]redis ok: unreachable, admitting without rate limits (fail-open)\n" in ready.text
     else:
         assert resp.status_code == 503 and resp.json()["error_code"] == "SERVICE_UNAVAILABLE"
         assert ready.status_code == 503
+        assert ready.text.startswith("[-]redis failed: unreachable") and ready.text.endswith(
+            "readyz check failed\n"
+        )
 
 
 def test_key_revocation_and_expiry_take_effect_at_once(

@@ -21,6 +21,7 @@ from ferry_gateway.upstream.httpclient import HttpClient, Origin, UpstreamConnec
 
 log = logging.getLogger("ferry_gateway.upstream")
 
+INFERENCE_HEADER = b"inference-header-content-length"
 # Request headers worth passing to a predictor; everything else (credentials above all) stays here.
 FORWARD_REQUEST_HEADERS = (
     b"content-type",
@@ -29,6 +30,8 @@ FORWARD_REQUEST_HEADERS = (
     b"tracestate",
     b"content-encoding",
     b"accept-encoding",
+    # the binary tensor extension (v2 REST): how many leading body bytes are the JSON header
+    INFERENCE_HEADER,
 )
 # Response headers that describe the hop rather than the payload.
 HOP_BY_HOP = frozenset(
@@ -115,6 +118,24 @@ class UpstreamPool:
         headers: list[tuple[bytes, bytes]],
         request_id: str = "-",
     ) -> UpstreamResponse:
+        return await self.call("POST", model, base, path, body, headers, request_id)
+
+    async def get(
+        self, model: str, base: str, path: str, headers: list[tuple[bytes, bytes]], request_id: str = "-"
+    ) -> UpstreamResponse:
+        """Metadata and readiness: the same connections, timeouts and breaker as predictions."""
+        return await self.call("GET", model, base, path, b"", headers, request_id)
+
+    async def call(
+        self,
+        method: str,
+        model: str,
+        base: str,
+        path: str,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        request_id: str = "-",
+    ) -> UpstreamResponse:
         breaker = self.breaker(base)
         if not breaker.allow():
             metrics.UPSTREAM_ERRORS.labels(model, "circuit_open").inc()
@@ -127,7 +148,7 @@ class UpstreamPool:
         started = time.perf_counter()
         try:
             resp = await self._client.request(
-                "POST", origin, prefix + path, headers, body, self.response_timeout, self.connect_timeout
+                method, origin, prefix + path, headers, body, self.response_timeout, self.connect_timeout
             )
         except TimeoutError:
             self._failed(model, base, breaker, "timeout")

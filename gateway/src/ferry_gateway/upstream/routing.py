@@ -17,6 +17,7 @@ Those Services remain the fallback while the status names no colour yet.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,26 +30,108 @@ MODEL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 COLOURS = frozenset({"blue", "green"})
 
 
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class Kind(enum.Enum):
+    """Every call that names a model (or lists them), KServe v1 and Open Inference Protocol v2."""
+
+    LIST = "list"  # GET /v1/models
+    V1_READY = "v1-ready"  # GET /v1/models/NAME
+    V1_PREDICT = "v1-predict"  # POST /v1/models/NAME:predict
+    V2_METADATA = "v2-metadata"  # GET /v2/models/NAME[/versions/V]
+    V2_READY = "v2-ready"  # GET /v2/models/NAME[/versions/V]/ready
+    V2_INFER = "v2-infer"  # POST /v2/models/NAME[/versions/V]/infer
+
+    @property
+    def method(self) -> str:
+        return "POST" if self in (Kind.V1_PREDICT, Kind.V2_INFER) else "GET"
+
+
 @dataclass(frozen=True)
 class ModelRoute:
-    protocol: str  # "v1" | "v2"
-    model: str
-    path: str  # forwarded unchanged to the predictor
+    """A model call the gateway knows. ``path`` is what the predictor is sent: a version in the
+    request picks the colour serving it, so the predictor gets the unversioned path (one model per
+    predictor; KServe's own server refuses versioned paths)."""
+
+    kind: Kind
+    model: str  # a valid name (DNS label); "" only for LIST
+    version: str | None
+    path: str
+
+    @property
+    def protocol(self) -> str:
+        return "v1" if self.kind in (Kind.LIST, Kind.V1_READY, Kind.V1_PREDICT) else "v2"
 
 
-def match_predict(path: str) -> ModelRoute | None:
-    """``/v1/models/NAME:predict`` or ``/v2/models/NAME/infer``; None for anything else."""
-    if path.startswith("/v1/models/") and path.endswith(":predict"):
-        name = path[len("/v1/models/") : -len(":predict")]
-        return ModelRoute("v1", name, path)
-    if path.startswith("/v2/models/") and path.endswith("/infer"):
-        name = path[len("/v2/models/") : -len("/infer")]
-        return ModelRoute("v2", name, path)
+@dataclass(frozen=True)
+class BadModelPath:
+    """A path of a model call whose name (or version) cannot exist: no route, but the answer (404
+    MODEL_NOT_FOUND naming ``field``) still comes after authentication, as for any model call."""
+
+    kind: Kind
+    field: str  # "name" | "version"
+    reason: str
+
+
+_V1 = "/v1/models/"
+_V2 = "/v2/models/"
+
+
+def match_model_route(path: str) -> ModelRoute | BadModelPath | None:
+    """The model call a path names; BadModelPath for a model path with an impossible name or
+    version; None for a path that is no model call at all."""
+    if path == "/v1/models":
+        return ModelRoute(Kind.LIST, "", None, path)
+    if path.startswith(_V1):
+        rest = path[len(_V1) :]
+        if rest.endswith(":predict"):
+            return _named(Kind.V1_PREDICT, rest[: -len(":predict")], None, path)
+        return _named(Kind.V1_READY, rest, None, f"/v2/models/{rest}/ready")
+    if path.startswith(_V2):
+        rest = path[len(_V2) :]
+        kind, suffix = Kind.V2_METADATA, ""
+        for k, s in ((Kind.V2_READY, "/ready"), (Kind.V2_INFER, "/infer")):
+            if rest.endswith(s):
+                kind, suffix, rest = k, s, rest[: -len(s)]
+                break
+        name, sep, version = rest.partition("/versions/")
+        if not sep:
+            return _named(kind, rest, None, f"/v2/models/{rest}{suffix}")
+        if not valid_version(version):
+            if not valid_model_name(name):
+                return BadModelPath(kind, "name", "not a valid model name (DNS label)")
+            return BadModelPath(kind, "version", "not a valid version (letters, digits, '.', '_', '-')")
+        return _named(kind, name, version, f"/v2/models/{name}{suffix}")
     return None
 
 
+def _named(kind: Kind, name: str, version: str | None, forward: str) -> ModelRoute | BadModelPath:
+    if not valid_model_name(name):
+        return BadModelPath(kind, "name", "not a valid model name (DNS label)")
+    return ModelRoute(kind, name, version, forward)
+
+
+def valid_version(version: str) -> bool:
+    return VERSION.fullmatch(version) is not None
+
+
 def valid_model_name(name: str) -> bool:
-    return MODEL_NAME.match(name) is not None
+    # fullmatch: with match, "$" accepts a trailing newline, which would then reach the request line
+    return MODEL_NAME.fullmatch(name) is not None
+
+
+def colour_serving(
+    version: str, active: str | None, preview: str | None, *, may_preview: bool, preview_only: bool
+) -> bool | None:
+    """Which colour serves ``version``: False the active one, True the preview, None neither (for
+    this caller: the preview counts only with the preview scope, and only the preview when the
+    preview header was sent)."""
+    if not preview_only and active is not None and version == active:
+        return False
+    if may_preview and preview is not None and version == preview:
+        return True
+    return None
 
 
 def parse_upstream(spec: str) -> tuple[str, str]:
