@@ -55,6 +55,8 @@ Loader = Callable[[Config], LoadedModel]
 _JSON = b"application/json"
 _OCTETS = b"application/octet-stream"
 _OUTPUTS = ("predictions", "probabilities")
+# Triton's name for the binary tensor extension, as /v2 (server metadata) lists extensions.
+_EXTENSIONS = ["binary_tensor_data"]
 _DUMP_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -219,7 +221,7 @@ class PredictorApp:
         if path == "/metrics":
             return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST.encode())
         if path == "/v2":
-            return _json(200, {"name": "ferry-predictor", "version": __version__, "extensions": []})
+            return _json(200, {"name": "ferry-predictor", "version": __version__, "extensions": _EXTENSIONS})
         if path == "/v1/models":
             return _json(200, {"models": [name]})
         if path == f"/v1/models/{name}":
@@ -324,12 +326,13 @@ class PredictorApp:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise FerryError(ErrorCode.INVALID_JSON, f"request body is not valid JSON: {exc}") from None
+        wanted: binary.Requested | None = None  # None: the answer is plain JSON
         if protocol == "v1":
             batch = decode_v1(payload, model.schema, self.config.max_batch_rows)
-            wanted = None
         else:
             batch = decode_v2(payload, model.schema, self.config.max_batch_rows)
-            wanted = binary.requested(payload, _OUTPUTS if model.classes else _OUTPUTS[:1])
+            if "outputs" in payload or "parameters" in payload:
+                wanted = binary.requested(payload, _OUTPUTS if model.classes else _OUTPUTS[:1])
         if model.blocking:
             prediction = await asyncio.to_thread(model.predict, batch)
         else:

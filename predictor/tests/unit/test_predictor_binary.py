@@ -379,3 +379,16 @@ def test_bad_output_requests_are_refused_naming_the_field(payload: dict[str, Any
         binary.requested(payload, AVAILABLE)
     assert info.value.status == 422
     assert [d.field for d in info.value.details] == [field]
+
+
+def test_a_nan_sent_in_binary_is_refused_as_not_finite() -> None:
+    tensors = titanic_tensors(1)
+    tensors[2] = ("age", np.array([np.nan]), "FP64")
+    body, declared = triton_body(tensors)
+    assert declared is not None
+    with pytest.raises(FerryError) as info:
+        decode_v2(binary.decode_request(body, declared), SCHEMA, 10)
+    assert info.value.status == 422
+    assert [(d.field, d.reason) for d in info.value.details] == [
+        ("inputs[2](age).data[0]", "must be a finite number, got nan")
+    ]

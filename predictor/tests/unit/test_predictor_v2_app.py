@@ -164,3 +164,8 @@ async def test_metadata_offers_v1_and_v2_examples_that_infer_accepts() -> None:
 async def test_a_model_without_an_input_example_offers_none() -> None:
     _, _, content = await call(app(example=None), "GET", "/v2/models/titanic")
     assert "examples" not in orjson.loads(content)["parameters"]
+
+
+async def test_server_metadata_lists_the_binary_extension() -> None:
+    status, _, content = await call(app(), "GET", "/v2")
+    assert (status, orjson.loads(content)["extensions"]) == (200, ["binary_tensor_data"])
