@@ -392,3 +392,21 @@ def test_a_nan_sent_in_binary_is_refused_as_not_finite() -> None:
     assert [(d.field, d.reason) for d in info.value.details] == [
         ("inputs[2](age).data[0]", "must be a finite number, got nan")
     ]
+
+
+@given(
+    st.sampled_from(sorted(NUMERIC)).flatmap(
+        lambda dt: st.tuples(
+            st.just(dt),
+            hnp.arrays(NUMERIC[dt], hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=5)),
+        )
+    )
+)
+def test_every_fixed_width_output_reads_back_in_tritonclient(case: tuple[str, Any]) -> None:
+    datatype, array = case
+    out = {"name": "x", "datatype": datatype, "shape": list(array.shape), "data": array.ravel().tolist()}
+    body, n = binary.render({"outputs": [out]}, binary.Requested(None, True))
+    assert n is not None
+    got = InferResult.from_response_body(body, header_length=n).as_numpy("x")
+    np.testing.assert_array_equal(got, array)
+    assert got.dtype == array.dtype
