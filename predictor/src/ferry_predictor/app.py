@@ -31,8 +31,18 @@ from ferry_common.errors import ErrorCode, FerryError, envelope, new_request_id
 from ferry_common.logs import bind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ferry_predictor import __version__
-from ferry_predictor.codec import Identity, decode_v1, decode_v2, encode_v1, encode_v2, v2_datatype
+from ferry_predictor import __version__, binary
+from ferry_predictor.codec import (
+    COLUMN_DATATYPES,
+    Identity,
+    decode_v1,
+    decode_v2,
+    encode_v1,
+    encode_v2,
+    v1_from_mlflow_example,
+    v2_datatype,
+    v2_from_mlflow_example,
+)
 from ferry_predictor.config import Config
 from ferry_predictor.metrics import Metrics
 from ferry_predictor.model import LoadedModel, load
@@ -43,6 +53,10 @@ log = logging.getLogger("ferry_predictor")
 Loader = Callable[[Config], LoadedModel]
 
 _JSON = b"application/json"
+_OCTETS = b"application/octet-stream"
+_OUTPUTS = ("predictions", "probabilities")
+# Triton's name for the binary tensor extension, as /v2 (server metadata) lists extensions.
+_EXTENSIONS = ["binary_tensor_data"]
 _DUMP_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -207,7 +221,7 @@ class PredictorApp:
         if path == "/metrics":
             return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST.encode())
         if path == "/v2":
-            return _json(200, {"name": "ferry-predictor", "version": __version__, "extensions": []})
+            return _json(200, {"name": "ferry-predictor", "version": __version__, "extensions": _EXTENSIONS})
         if path == "/v1/models":
             return _json(200, {"models": [name]})
         if path == f"/v1/models/{name}":
@@ -237,7 +251,7 @@ class PredictorApp:
             inputs = [
                 {
                     "name": c.name,
-                    "datatype": _V2_TYPES.get(c.type, "BYTES"),
+                    "datatype": COLUMN_DATATYPES.get(c.type, "BYTES"),
                     "shape": [-1],
                     "parameters": {"required": c.required},
                 }
@@ -256,18 +270,24 @@ class PredictorApp:
                     "parameters": {"classes": ",".join(str(c) for c in classes)},
                 }
             )
+        parameters: dict[str, Any] = {
+            "color": self.config.color,
+            "ready": m is not None,
+            "fast_path": bool(m and m.fast),
+            "model_uri": redact(self.config.model_uri),
+        }
+        if m is not None and m.example is not None:
+            parameters["examples"] = {
+                "v1": v1_from_mlflow_example(m.example),
+                "v2": v2_from_mlflow_example(m.example, m.schema),
+            }
         return {
             "name": self.config.model_name,
             "versions": [self.version],
             "platform": f"mlflow-{m.flavor}" if m else "mlflow",
             "inputs": inputs,
             "outputs": outputs,
-            "parameters": {
-                "color": self.config.color,
-                "ready": m is not None,
-                "fast_path": bool(m and m.fast),
-                "model_uri": redact(self.config.model_uri),
-            },
+            "parameters": parameters,
         }
 
     async def _infer(self, scope: Scope, receive: Receive, request_id: str, protocol: str) -> Response:
@@ -298,12 +318,21 @@ class PredictorApp:
                 f"model {self.config.model_name!r} is not loaded yet",
                 headers={"retry-after": "5"},
             )
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise FerryError(ErrorCode.INVALID_JSON, f"request body is not valid JSON: {exc}") from None
-        decode = decode_v1 if protocol == "v1" else decode_v2
-        batch = decode(payload, model.schema, self.config.max_batch_rows)
+        framed = header(scope, binary.HEADER_KEY) if protocol == "v2" else None
+        if framed is not None:
+            payload = binary.decode_request(body, framed)
+        else:
+            try:
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise FerryError(ErrorCode.INVALID_JSON, f"request body is not valid JSON: {exc}") from None
+        wanted: binary.Requested | None = None  # None: the answer is plain JSON
+        if protocol == "v1":
+            batch = decode_v1(payload, model.schema, self.config.max_batch_rows)
+        else:
+            batch = decode_v2(payload, model.schema, self.config.max_batch_rows)
+            if "outputs" in payload or "parameters" in payload:
+                wanted = binary.requested(payload, _OUTPUTS if model.classes else _OUTPUTS[:1])
         if model.blocking:
             prediction = await asyncio.to_thread(model.predict, batch)
         else:
@@ -312,8 +341,16 @@ class PredictorApp:
             self.config.model_name, model.version, batch, model.schema, prediction.labels
         )
         who = self.identity()
-        out = encode_v1(prediction, who) if protocol == "v1" else encode_v2(prediction, who, request_id)
-        return Response(200, orjson.dumps(out, option=_DUMP_OPTS))
+        if protocol == "v1":
+            return Response(200, orjson.dumps(encode_v1(prediction, who), option=_DUMP_OPTS))
+        out = encode_v2(prediction, who, request_id)
+        if wanted is None:
+            return Response(200, orjson.dumps(out, option=_DUMP_OPTS))
+        content, header_length = binary.render(out, wanted)
+        if header_length is None:
+            return Response(200, content)
+        framing = ((binary.HEADER_KEY, str(header_length).encode()),)
+        return Response(200, content, _OCTETS, framing)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         body = await read_body(
@@ -325,16 +362,6 @@ class PredictorApp:
         if not body:
             raise FerryError(ErrorCode.INVALID_JSON, "request body is empty; send a JSON object")
         return body
-
-
-_V2_TYPES = {
-    "long": "INT64",
-    "integer": "INT32",
-    "double": "FP64",
-    "float": "FP32",
-    "string": "BYTES",
-    "boolean": "BOOL",
-}
 
 
 def _json(status: int, obj: Any) -> Response:

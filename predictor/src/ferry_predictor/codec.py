@@ -26,6 +26,15 @@ V2_NUMERIC = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
 )
 V2_DATATYPES = V2_NUMERIC | {"BYTES"}
+# The datatype the metadata advertises for each MLflow column type (and the examples use).
+COLUMN_DATATYPES = {
+    "long": "INT64",
+    "integer": "INT32",
+    "double": "FP64",
+    "float": "FP32",
+    "string": "BYTES",
+    "boolean": "BOOL",
+}
 
 
 @dataclass(frozen=True)
@@ -268,3 +277,17 @@ def v1_from_mlflow_example(example: Mapping[str, Any]) -> dict[str, Any]:
         example = example["dataframe_split"]
     columns, data = example["columns"], example["data"]
     return {"instances": [dict(zip(columns, row, strict=True)) for row in data]}
+
+
+def v2_from_mlflow_example(example: Mapping[str, Any], schema: InputSchema | None) -> dict[str, Any]:
+    """The same example as a v2 ``infer`` request: one tensor per column, typed as the metadata says."""
+    if "dataframe_split" in example:
+        example = example["dataframe_split"]
+    columns, data = example["columns"], example["data"]
+    inputs = []
+    for j, name in enumerate(columns):
+        values = [row[j] for row in data]
+        col = schema.by_name.get(name) if schema else None
+        datatype = COLUMN_DATATYPES[col.type] if col else v2_datatype([v for v in values if v is not None])
+        inputs.append({"name": name, "datatype": datatype, "shape": [len(values)], "data": values})
+    return {"inputs": inputs}

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tritonclient.http
 from ferry_devcluster.procs import free_port, wait_for
 from ferry_mlflow_example.train import Registered, train_all
 from ferry_testing.predictor import Predictor, StartPredictor, ready
@@ -123,3 +124,11 @@ def pinned_v2(fleet: dict[str, Predictor]) -> Predictor:
 def broken(fleet: dict[str, Predictor]) -> Predictor:
     """A predictor whose model does not exist in the registry."""
     return fleet["broken"]
+
+
+@pytest.fixture
+def triton(champion: Predictor) -> Iterator[tritonclient.http.InferenceServerClient]:
+    """NVIDIA's Open Inference Protocol client, pointed at the champion predictor."""
+    client = tritonclient.http.InferenceServerClient(champion.url.removeprefix("http://"))
+    yield client
+    client.close()

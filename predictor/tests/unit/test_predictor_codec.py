@@ -15,6 +15,7 @@ from ferry_predictor.codec import (
     encode_v1,
     encode_v2,
     v1_from_mlflow_example,
+    v2_from_mlflow_example,
 )
 from ferry_predictor.schema import from_mlflow
 
@@ -170,3 +171,23 @@ def test_v2_reads_a_single_row_major_matrix_in_signature_order() -> None:
     assert "must be one of [1, 2, 3]" in fields(bad, decode_v2)["inputs[0](input-0).data[1].pclass"]
     short = {"inputs": [{**flat["inputs"][0], "data": [1, "female"]}]}
     assert "2 x 3 values" in fields(short, decode_v2)["inputs[0](input-0).data"]
+
+
+def test_mlflow_input_example_becomes_a_v2_request_typed_as_the_metadata_says() -> None:
+    example = {"columns": ["pclass", "sex", "age"], "data": [[1, "female", 29.0], [3, "male", None]]}
+    request = v2_from_mlflow_example(example, SCHEMA)
+    assert request == {
+        "inputs": [
+            {"name": "pclass", "datatype": "INT64", "shape": [2], "data": [1, 3]},
+            {"name": "sex", "datatype": "BYTES", "shape": [2], "data": ["female", "male"]},
+            {"name": "age", "datatype": "FP64", "shape": [2], "data": [29.0, None]},
+        ]
+    }
+    assert decode_v2(request, SCHEMA, max_rows=10).columns == {
+        "pclass": [1, 3],
+        "sex": ["female", "male"],
+        "age": [29.0, None],
+    }
+    # Without a signature the datatypes follow the values.
+    untyped = v2_from_mlflow_example({"dataframe_split": example}, None)
+    assert [t["datatype"] for t in untyped["inputs"]] == ["INT64", "BYTES", "FP64"]
