@@ -273,6 +273,9 @@ def value_schema(datatype: str) -> dict[str, Any]:
     """The JSON schema of one element of a tensor of this datatype (unknown ones: any value)."""
     if datatype == "BOOL":
         return {"type": "boolean"}
+    if datatype in ("INT64", "UINT64"):
+        # no bounds: a browser's numbers cannot hold them (Swagger UI would show 9223372036854776000)
+        return {"type": "integer", "format": "int64", **({"minimum": 0} if datatype == "UINT64" else {})}
     if datatype in _INTS:
         low, high = _INTS[datatype]
         return {"type": "integer", "minimum": low, "maximum": high}
