@@ -24,7 +24,7 @@ from ferry_common.logs import bind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ferry_gateway import metrics
-from ferry_gateway.apidocs import ApiDocs, Fetch, Refresher, fetch_metadata
+from ferry_gateway.apidocs import ApiDocs, Fetch, Refresher
 from ferry_gateway.auth.authenticator import Authenticator, Principal
 from ferry_gateway.auth.jwt_verify import AuthFailure
 from ferry_gateway.edge.access_log import AccessLog
@@ -69,7 +69,7 @@ class Gateway:
         consumers_ready: Callable[[], bool] | None = None,
         catalog: ModelCatalog | None = None,
         cors: CorsPolicy | None = None,
-        docs_fetch: Fetch = fetch_metadata,
+        docs_fetch: Fetch | None = None,
         docs_interval: float = 10.0,
     ) -> None:
         self.auth = authenticator
@@ -86,6 +86,7 @@ class Gateway:
         if catalog is not None:
             catalog.listeners.append(self._catalog_changed)
         self._consumer_labels: set[str] = set()
+        # docs_fetch: how /openapi.json learns each model's signature (None: it describes none)
         self.docs = ApiDocs(Refresher(upstreams, catalog, docs_fetch, interval=docs_interval))
         # the edge, outermost first: request id -> CORS (preflights end here) -> access log and
         # counters -> error envelope

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from ferry_devcluster.procs import free_port, wait_for
+from ferry_gateway.apidocs import fetch_metadata
 from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
 from ferry_gateway.upstream.catalog import ModelCatalog
 from ferry_gateway.upstream.routing import Upstreams
@@ -88,6 +89,7 @@ def gateway(upstreams: Upstreams, catalog: ModelCatalog | None = None) -> Gatewa
         upstreams=upstreams,
         catalog=catalog,
     )
+    app.docs.refresher.fetch = fetch_metadata  # as factory.py wires it (build_app leaves it out)
     app.docs.refresher.interval = 0.5  # dev mode's look-again period, and the retry delay
     return GatewayServer(app)
 
@@ -172,6 +174,30 @@ def test_dev_mode_describes_the_upstream_and_follows_it(colours: dict[str, Predi
         wait_described(gw, "2")
     finally:
         gw.close()
+
+
+def test_ferry_gateway_in_dev_mode_describes_its_upstream_at_start(
+    colours: dict[str, Predictor], redis_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url, "FERRY_DEV_DIR": str(tmp_path / "dev")}
+    log = tmp_path / "gateway.log"
+    exe = Path(sys.executable).parent / "ferry-gateway"
+    cmd = [str(exe), "--dev", "--port", str(port), "--upstream", f"titanic={colours['blue'].url}"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def describes_v1() -> bool:
+            assert proc.poll() is None, log.read_text()
+            op = httpx.get(url + "/openapi.json", timeout=5).json()["paths"].get("/v1/models/titanic:predict")
+            return op is not None and op["post"]["x-ferry-model-version"] == "1"
+
+        wait_for("ferry-gateway to describe titanic version 1", describes_v1, 30)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 # ---- Swagger UI in a real browser -------------------------------------------------------------

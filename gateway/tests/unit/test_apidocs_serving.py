@@ -61,6 +61,8 @@ def test_the_page_loads_swagger_ui_from_the_gateway_itself_pointed_at_openapi_js
         page = body.decode()
         assert "http" not in page.replace("charset", "")  # no CDN, no other host: only /docs/... paths
         assert f"/docs/{VERSION}/swagger-ui-bundle.js" in page and "/docs/ferry-init.js" in page
+        # without JavaScript, the page still lists the operations
+        assert "<code>/v1/models/{name}:predict</code>" in page and "<noscript>" in page
     status, headers, body = get(app, "/docs/ferry-init.js")
     assert status == 200 and headers["content-type"].startswith("text/javascript")
     assert b'url: "/openapi.json"' in body and b"persistAuthorization: true" in body

@@ -51,7 +51,7 @@ class Refresher:
         self,
         upstreams: Upstreams,
         catalog: ModelCatalog | None,
-        fetch: Fetch = fetch_metadata,
+        fetch: Fetch | None = fetch_metadata,
         *,
         interval: float = 10.0,
     ) -> None:
@@ -87,10 +87,13 @@ class Refresher:
 
     async def refresh(self) -> None:
         """One pass: fetch what is stale, drop what is gone, rebuild the document if it changed."""
+        fetch = self.fetch
+        if fetch is None:
+            return
         targets = self.targets()
         dev = self.catalog is None
         stale = [n for n, t in targets.items() if dev or self._have.get(n) != t]
-        answers = await asyncio.gather(*(self.fetch(n, targets[n][1]) for n in stale))
+        answers = await asyncio.gather(*(fetch(n, targets[n][1]) for n in stale))
         metadata = {n: m for n, m in self.metadata.items() if n in targets}
         for name, meta in zip(stale, answers, strict=True):
             if meta is not None:
@@ -124,6 +127,8 @@ class Refresher:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 
     async def start(self) -> None:
+        if self.fetch is None:  # nothing to learn signatures from: the generic document stays
+            return
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:

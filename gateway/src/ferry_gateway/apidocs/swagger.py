@@ -9,8 +9,11 @@ every promotion).
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
+from typing import Any
 
+import orjson
 import swagger_ui_bundle
 from ferry_common.asgi import Send
 from ferry_common.errors import ErrorCode, FerryError, FieldError
@@ -65,14 +68,28 @@ class ApiDocs:
         self.prefix = f"/docs/{self.version}/"
         self._files = _assets(root)
         self._cache: dict[str, bytes] = {}
-        self.page = self._page().encode()
+        self._page_for: tuple[bytes, bytes] = (b"", b"")  # (document, page) last rendered
 
     @staticmethod
     def owns(path: str) -> bool:
         return path == "/openapi.json" or path == "/docs" or path.startswith("/docs/")
 
-    def _page(self) -> str:
+    @property
+    def page(self) -> bytes:
+        """The page, rendered again only when the document changed (its fallback lists it)."""
+        doc = self.refresher.document
+        if self._page_for[0] is not doc:
+            self._page_for = (doc, self._render(orjson.loads(doc)).encode())
+        return self._page_for[1]
+
+    def _render(self, document: dict[str, Any]) -> str:
         p = self.prefix
+        rows = "".join(
+            f"<tr><td><code>{html.escape(method.upper())}</code></td><td><code>{html.escape(path)}</code></td>"
+            f"<td>{html.escape(str(op.get('summary', '')))}</td></tr>"
+            for path, ops in document["paths"].items()
+            for method, op in ops.items()
+        )
         return (
             "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<title>Ferry gateway API</title>"
@@ -80,6 +97,11 @@ class ApiDocs:
             f"<link rel='icon' type='image/png' href='{p}favicon-32x32.png' sizes='32x32'>"
             "</head><body>"
             "<div id='swagger-ui'></div>"
+            # without JavaScript: the operations, and the document for tools
+            "<noscript><h1>Ferry gateway API</h1>"
+            "<p>OpenAPI document: <a href='/openapi.json'>/openapi.json</a>."
+            " Authenticate with <code>Authorization: Bearer &lt;JWT&gt;</code> or <code>X-API-Key</code>.</p>"
+            f"<table>{rows}</table></noscript>"
             f"<script src='{p}swagger-ui-bundle.js' charset='utf-8'></script>"
             "<script src='/docs/ferry-init.js' charset='utf-8'></script>"
             "</body></html>\n"
