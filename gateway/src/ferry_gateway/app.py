@@ -29,6 +29,7 @@ from ferry_common.logs import bind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ferry_gateway import health, metrics
+from ferry_gateway.apidocs import ApiDocs, Fetch, Refresher
 from ferry_gateway.auth.authenticator import Authenticator, Principal
 from ferry_gateway.auth.jwt_verify import AuthFailure
 from ferry_gateway.edge.access_log import AccessLog
@@ -38,7 +39,6 @@ from ferry_gateway.edge.request import JSON, Headers, RequestContext, context, r
 from ferry_gateway.edge.request_id import RequestIds
 from ferry_gateway.limits.headers import rate_limit_headers
 from ferry_gateway.limits.ratelimit import Decision, Outcome, RateLimiter
-from ferry_gateway.openapi import docs_page, spec
 from ferry_gateway.upstream.catalog import ModelCatalog
 from ferry_gateway.upstream.pool import FORWARD_REQUEST_HEADERS, INFERENCE_HEADER, UpstreamPool
 from ferry_gateway.upstream.routing import (
@@ -96,6 +96,8 @@ class Gateway:
         consumers_ready: Callable[[], bool] | None = None,
         catalog: ModelCatalog | None = None,
         cors: CorsPolicy | None = None,
+        docs_fetch: Fetch | None = None,
+        docs_interval: float = 10.0,
     ) -> None:
         self.auth = authenticator
         self.limiter = limiter
@@ -111,8 +113,8 @@ class Gateway:
         if catalog is not None:
             catalog.listeners.append(self._catalog_changed)
         self._consumer_labels: set[str] = set()
-        self._openapi = _json(spec())
-        self._docs = docs_page(spec()).encode()
+        # docs_fetch: how /openapi.json learns each model's signature (None: it describes none)
+        self.docs = ApiDocs(Refresher(upstreams, catalog, docs_fetch, interval=docs_interval))
         # the edge, outermost first: request id -> CORS (preflights end here) -> access log and
         # counters -> error envelope
         self._edge = RequestIds(
@@ -135,10 +137,12 @@ class Gateway:
 
     async def _startup(self) -> None:
         await self.pool.start()
+        await self.docs.refresher.start()
         for hook in self.on_startup:
             await hook()
 
     async def _shutdown(self) -> None:
+        await self.docs.refresher.stop()
         await self.pool.close()
         for hook in self.on_shutdown:
             await hook()
@@ -199,16 +203,14 @@ class Gateway:
         if path in _UNAUTHENTICATED or path.startswith(("/livez/", "/readyz/")):
             self._require_method(method, "GET")
             return await self._server_call(path, scope.get("query_string", b""), send, ctx)
-        if path in ("/metrics", "/openapi.json", "/docs", "/docs/"):
+        if self.docs.owns(path):
             self._require_method(method, "GET")
+            return await self.docs.handle(path, send, ctx)
         if path == "/metrics":
+            self._require_method(method, "GET")
             return await respond(
                 send, ctx, 200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST.encode()
             )
-        if path == "/openapi.json":
-            return await respond(send, ctx, 200, self._openapi)
-        if path in ("/docs", "/docs/"):
-            return await respond(send, ctx, 200, self._docs, b"text/html; charset=utf-8")
         raise FerryError(ErrorCode.NOT_FOUND, f"no route for {path}", [FieldError("path", "unknown path")])
 
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from ferry_common.contract import MODEL_DEPLOYMENT
 
+from ferry_gateway.apidocs import fetch_metadata
 from ferry_gateway.app import Gateway
 from ferry_gateway.auth.apikeys import load_pepper
 from ferry_gateway.auth.authenticator import Authenticator, KeySource
@@ -73,6 +74,7 @@ def build_gateway(s: Settings) -> Gateway:
         consumers_ready=source.synced if source is not None else None,  # the catalogue has its own check
         catalog=catalog,
         cors=s.cors,
+        docs_fetch=fetch_metadata,
     )
 
 

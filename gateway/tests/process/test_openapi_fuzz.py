@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from ferry_gateway.apidocs import spec
 from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
-from ferry_gateway.openapi import spec
 from ferry_gateway.upstream.routing import Upstreams
 from ferry_testing.gateway import PEPPER, GatewayServer, Keys, Upstream, build_app, consumer_index
 from hypothesis import HealthCheck, settings

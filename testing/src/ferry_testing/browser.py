@@ -23,7 +23,13 @@ def available() -> bool:
 
 @contextmanager
 def chromium() -> Iterator[webdriver.Chrome]:
-    """Headless Chromium (``.ci/deps.sh`` installs it); never downloads a driver or a browser."""
+    """Headless Chromium (``.ci/deps.sh`` installs it); never downloads a driver or a browser.
+    Fails, naming what to install, when Debian's chromium or chromium-driver is missing."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        raise RuntimeError(
+            f"no {' or '.join(missing)}: install Debian's chromium and chromium-driver (.ci/deps.sh)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
