@@ -45,6 +45,22 @@ NAME = re.compile(r"^<!--\s*snippet:\s*([a-z0-9][a-z0-9-]*)\s*-->\s*$")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 # The methods of Claim that run (or read) a block: coverage() looks for them by name.
 RUNNERS = frozenset({"bash", "exports", "python", "browser", "text"})
+# unshare(1): new network, PID and mount namespaces; bash is the namespace's init, so whatever
+# the block left in the background is killed when it exits.
+ISOLATED = [
+    "unshare",
+    "--net",
+    "--pid",
+    "--mount",
+    "--fork",
+    "--mount-proc",
+    "bash",
+    "-euo",
+    "pipefail",
+    "-c",
+    'ip link set lo up && mkdir -p .local && mount -t tmpfs ferry-snippet .local && source "$1"',
+    "snippet",
+]
 PRUNE = frozenset({".venv", "node_modules", "__pycache__", ".local", ".git"})
 
 
@@ -109,6 +125,23 @@ def named(doc: str, root: Path = REPO) -> dict[str, Block]:
     return out
 
 
+def json_docs(text: str) -> list[Any]:
+    """The JSON documents in what a block printed, in order (curl ends none with a newline);
+    lines that are not JSON are skipped."""
+    decoder, docs, i = json.JSONDecoder(), [], 0
+    while i < len(text):
+        if text[i] in "{[":
+            try:
+                doc, i = decoder.raw_decode(text, i)
+            except ValueError:
+                i += 1
+                continue
+            docs.append(doc)
+        else:
+            i += 1
+    return docs
+
+
 # ---- the registry: claims and ties --------------------------------------------------------------
 
 
@@ -150,11 +183,25 @@ class Claim:
         cwd: Path | None = None,
         check: bool = True,
         timeout: float = 120,
+        isolated: bool = False,
+        before: str = "",
     ) -> Ran:
-        """Run a shell block with ``bash -euo pipefail``; ``env`` is added to this process's."""
+        """Run a shell block with ``bash -euo pipefail``; ``env`` is added to this process's.
+
+        ``isolated``: in network, process and mount namespaces of its own (root only), for a block
+        that serves on fixed ports (8080, 5000, ...) as the READMEs' quick starts do. Only its own
+        loopback, a fresh ``.local`` (tmpfs) under ``cwd``, and every process it left running
+        ends with it. ``before`` is shell the test runs first in there (what the block assumes, such
+        as "your predictor" on a port)."""
         b = self.block(name)
         _expect(b, {"bash", "sh", "shell"})
-        ran = _run(["bash", "-euo", "pipefail", "-c", b.code], env, cwd, timeout)
+        if isolated:
+            with tempfile.NamedTemporaryFile("w", suffix=".sh") as script:
+                script.write(f"{before}\n{b.code}")
+                script.flush()
+                ran = _run([*ISOLATED, script.name], env, cwd, timeout)
+        else:
+            ran = _run(["bash", "-euo", "pipefail", "-c", b.code], env, cwd, timeout)
         if check and ran.returncode != 0:
             raise AssertionError(f"{b.doc}:{b.line} snippet {name!r} failed: {ran}")
         return ran

@@ -225,9 +225,8 @@ GUIDE = snippets.claim(
     "triton-health",
     "fetch-predict",
 )
-# The READMEs' quick starts run servers on fixed ports (no test may); the bodies their curl lines
-# send are sent here, through a real gateway to the real model. The rest of those blocks is
-# dry-run (test_readme_snippets.py) or tied to the tests that run it (tests/unit/docs).
+# The bodies the READMEs' quick starts send, through this gateway to the real model (the quick
+# starts themselves run in namespaces of their own: test_quick_starts.py).
 QUICK_START = snippets.claim("gateway/README.md", "quick-start")
 TRY_IT = snippets.claim("README.md", "try-it")
 PASSENGER = {"pclass": 3, "sex": "male", "age": 22, "sibsp": 1, "parch": 0, "fare": 7.25, "embarked": "S"}
@@ -298,18 +297,6 @@ def _in_thread(fn: Any) -> Iterator[None]:
         raise errors[0]
 
 
-def json_docs(text: str) -> list[Any]:
-    """The JSON documents curl printed one after the other."""
-    decoder, docs, i = json.JSONDecoder(), [], 0
-    while i < len(text):
-        if text[i].isspace():
-            i += 1
-            continue
-        doc, i = decoder.raw_decode(text, i)
-        docs.append(doc)
-    return docs
-
-
 def as_consumer(env: dict[str, str], deployment: Deployment, consumer: str) -> dict[str, str]:
     return {**env, "API_KEY": deployment.key(consumer)}
 
@@ -326,7 +313,7 @@ def test_setup_reads_what_make_up_wrote(env: dict[str, str], deployment: Deploym
 
 
 def test_curl_predicts_with_an_api_key_and_a_jwt(env: dict[str, str]) -> None:
-    v1, v2 = json_docs(GUIDE.bash("curl-predict", env).stdout)
+    v1, v2 = snippets.json_docs(GUIDE.bash("curl-predict", env).stdout)
     assert v1["predictions"] == [0] and v1["model_name"] == "titanic"
     assert v2["outputs"][0]["name"] == "predictions" and v2["outputs"][0]["data"] == [1]
 

@@ -25,12 +25,6 @@ TIES = [
     ),
     snippets.tie(
         "README.md",
-        "try-it",
-        by="tests/process/test_locustfile.py::test_both_protocols_and_the_preview_are_tagged_by_version_and_colour",
-        why="a real ferry-predictor on the registered champion behind ferry-gateway --dev on a real Redis",
-    ),
-    snippets.tie(
-        "README.md",
         "local-clusters",
         by="tests/cluster/test_cluster.py::test_server_runs_the_pinned_release_and_the_node_is_ready",
         why="the kubeconfig fixture starts the kwok cluster as `make start-cluster` does",
@@ -46,12 +40,6 @@ TIES = [
         "helm-test",
         by="tests/node/test_helm_test.py::test_helm_test_passes_then_fails_clearly_when_the_gateway_cannot_answer",
         why="`helm test ferry -n ferry` on the make-up stack",
-    ),
-    snippets.tie(
-        "gateway/README.md",
-        "quick-start",
-        by="gateway/tests/process/test_dev_mode.py::test_dev_mode_in_a_minute",
-        why="ferry-gateway --dev, the dev key and `ferry token` (its fixed ports keep it out of tests)",
     ),
     snippets.tie(
         "gateway/README.md",
