@@ -150,10 +150,14 @@ def dev_gateway(
     redis_url: str, predictor_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """``ferry-gateway --dev`` in front of the same predictor, as the browser meets it: the
-    consts a page would hold (GATEWAY, API_KEY, TOKEN), with the dev key and a dev JWT."""
+    consts a page would hold (GATEWAY, API_KEY, TOKEN): dev-free's key, on a free tier of one
+    request every five seconds (so a page's second call meets a 429 with a Retry-After above
+    the snippet's fallback of 1), and a dev-pro JWT."""
     from ferry_gateway.consumers.registry import DEV_KEYS
 
     work = tmp_path_factory.mktemp("guide-dev-gateway")
+    limits = work / "limits.json"
+    limits.write_text(json.dumps({"tiers": {"free": {"perMinute": 12, "burst": 1, "perDay": 1000}}}))
     env = {**os.environ, "REDIS_URL": redis_url, "FERRY_DEV_DIR": str(work / "dev")}
     port = free_port()
     with (work / "gateway.log").open("wb") as log:
@@ -165,6 +169,8 @@ def dev_gateway(
                 str(port),
                 "--upstream",
                 f"titanic={predictor_url}",
+                "--limits",
+                str(limits),
             ],
             env=env,
             stdout=log,
@@ -179,7 +185,7 @@ def dev_gateway(
             capture_output=True,
             text=True,
         ).stdout.strip()
-        yield {"GATEWAY": f"http://127.0.0.1:{port}", "API_KEY": DEV_KEYS["dev-pro"], "TOKEN": token}
+        yield {"GATEWAY": f"http://127.0.0.1:{port}", "API_KEY": DEV_KEYS["dev-free"], "TOKEN": token}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -446,17 +452,37 @@ def test_fetch_from_another_origin(dev_gateway: dict[str, str], page_origin: str
     # gateway is `ferry-gateway --dev`, which allows http://localhost:* (the brief's decision).
     with snippets.chromium() as driver:
         driver.get(page_origin)
-        logs = GUIDE.browser("fetch-predict", driver, dev_gateway)
-    assert logs == ["[1]", "[1]", "422 instances[0].pclass: must be one of [1, 2, 3], got 4", "null"]
+        logs = run_fetch(driver, dev_gateway)
+    check_fetch_logs(logs)
 
 
 def test_fetch_snippet_on_the_gateways_own_origin(dev_gateway: dict[str, str]) -> None:
     # The same block from a page the gateway itself serves (no CORS involved): the snippet's own
-    # handling (both credentials, the 422 details) is checked even before CORS lands.
+    # handling (both credentials, the 429 wait, the 422 details) is checked before CORS lands.
     with snippets.chromium() as driver:
         driver.get(f"{dev_gateway['GATEWAY']}/healthz")
-        logs = GUIDE.browser("fetch-predict", driver, dev_gateway)
-    assert logs == ["[1]", "[1]", "422 instances[0].pclass: must be one of [1, 2, 3], got 4", "null"]
+        logs = run_fetch(driver, dev_gateway)
+    check_fetch_logs(logs)
+
+
+def run_fetch(driver: Any, consts: dict[str, str]) -> list[str]:
+    """The fetch block, right after dev-free's one request in five seconds was spent."""
+    httpx.post(
+        f"{consts['GATEWAY']}/v1/models/titanic:predict",
+        json={"instances": [PASSENGER]},
+        headers={"X-API-Key": consts["API_KEY"]},
+        timeout=10,
+    )
+    return GUIDE.browser("fetch-predict", driver, consts, timeout=60)
+
+
+def check_fetch_logs(logs: list[str]) -> None:
+    assert logs[0] == "[1]"  # the JWT
+    # the API key meets the 429, and waits what Retry-After says (readable: the gateway exposes it)
+    assert (
+        logs[1].startswith("429 RATE_LIMITED: retrying in ") and logs[1] != "429 RATE_LIMITED: retrying in 1s"
+    )
+    assert logs[2:] == ["[1]", "422 instances[0].pclass: must be one of [1, 2, 3], got 4", "null"]
 
 
 # ---- the READMEs' curl bodies --------------------------------------------------------------------
