@@ -146,6 +146,24 @@ def deployment(
 
 
 @pytest.fixture(scope="module")
+def fail_closed_gateway(predictor_url: str, deployment: Deployment) -> Iterator[str]:
+    """A gateway refusing rather than admitting without its limiter (FERRY_RATE_LIMIT_FAILURE_MODE
+    closed, as in prod), whose Redis is gone: every prediction is a 503 SERVICE_UNAVAILABLE. Same
+    consumers and keys as ``deployment``."""
+    app = build_app(
+        f"redis://127.0.0.1:{free_port()}/0",
+        registry=ConsumerRegistry(PEPPER, consumer_index(CONSUMERS, deployment.keys)),
+        upstreams=Upstreams({"titanic": predictor_url}),
+        limits=LIMITS,
+        clock=WallClock(),
+        fail_open=False,
+    )
+    server = GatewayServer(app)
+    yield server.url
+    server.close()
+
+
+@pytest.fixture(scope="module")
 def dev_gateway(
     redis_url: str, predictor_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
@@ -389,6 +407,15 @@ def test_kserve_errors_wait_out_a_503(env: dict[str, str], deployment: Deploymen
     with deploying(deployment, "acme"):
         out = GUIDE.python("kserve-errors", env).stdout.splitlines()
     assert out[:2] == ["503 MODEL_NOT_READY: retrying in 5s", "[0]"]
+
+
+def test_kserve_errors_give_up_when_the_limiter_stays_unavailable(
+    env: dict[str, str], fail_closed_gateway: str
+) -> None:
+    gone = {**env, "GATEWAY": fail_closed_gateway}
+    ran = GUIDE.python("kserve-errors", gone, check=False, timeout=60)
+    assert ran.returncode == 1 and "still refused after 5 attempts" in ran.stderr
+    assert ran.stdout.splitlines()[0].startswith("503 SERVICE_UNAVAILABLE: retrying in ")
 
 
 def test_kserve_health(env: dict[str, str], deployment: Deployment) -> None:
