@@ -190,16 +190,16 @@ class Claim:
 
         ``isolated``: in network, process and mount namespaces of its own (root only), for a block
         that serves on fixed ports (8080, 5000, ...) as the READMEs' quick starts do. Only its own
-        loopback, a fresh ``.local`` (tmpfs) under ``cwd``, and every process it left running
-        ends with it. ``before`` is shell the test runs first in there (what the block assumes, such
-        as "your predictor" on a port)."""
+        loopback, a fresh ``.local`` (tmpfs) under ``cwd``, a fresh shell's environment
+        (``SHELL_ENV``), and every process it left running ends with it. ``before`` is shell the
+        test runs first in there (what the block assumes, such as "your predictor" on a port)."""
         b = self.block(name)
         _expect(b, {"bash", "sh", "shell"})
         if isolated:
             with tempfile.NamedTemporaryFile("w", suffix=".sh") as script:
                 script.write(f"{before}\n{b.code}")
                 script.flush()
-                ran = _run([*ISOLATED, script.name], env, cwd, timeout)
+                ran = _run([*ISOLATED, script.name], env, cwd, timeout, fresh=True)
         else:
             ran = _run(["bash", "-euo", "pipefail", "-c", b.code], env, cwd, timeout)
         if check and ran.returncode != 0:
@@ -293,8 +293,16 @@ def _expect(b: Block, langs: set[str]) -> None:
         raise TypeError(f"{b.doc}:{b.line} snippet {b.name!r} is {b.lang or 'untagged'}, not {sorted(langs)}")
 
 
-def _run(cmd: list[str], env: Mapping[str, str] | None, cwd: Path | None, timeout: float) -> Ran:
-    full = {**os.environ, **(env or {})}
+# What a newcomer's fresh shell has; an isolated block gets only these (plus what the test gives),
+# not whatever this test session exported (MLFLOW_TRACKING_URI of the session's server, ...).
+SHELL_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TERM", "TMPDIR", "UV_CACHE_DIR")
+
+
+def _run(
+    cmd: list[str], env: Mapping[str, str] | None, cwd: Path | None, timeout: float, fresh: bool = False
+) -> Ran:
+    base = {k: v for k, v in os.environ.items() if k in SHELL_ENV} if fresh else dict(os.environ)
+    full = {**base, **(env or {})}
     # The workspace's scripts (ferry, ferry-gateway, ...) come first, as after `uv sync` + activate.
     full["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full.get('PATH', '')}"
     p = subprocess.run(
