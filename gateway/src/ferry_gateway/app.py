@@ -11,7 +11,9 @@ reads as those steps. Metadata and readiness spend no rate limit or quota. The s
 health and metadata (``_UNAUTHENTICATED``) need no credentials.
 
 Around the routes sits the edge (``ferry_gateway.edge``), one ASGI class per concern: request
-ids, then the counters and access log, then the error envelope.
+ids, then CORS (a preflight is answered there, before any credential is looked at or any quota
+spent), then the counters and access log, then the error envelope. ``/docs`` and ``/openapi.json`` belong to
+``ferry_gateway.apidocs``, which follows the catalog on its own task.
 """
 
 from __future__ import annotations
@@ -493,19 +495,21 @@ class Gateway:
 
     @staticmethod
     def _json_header_length(declared: bytes, body_length: int) -> int:
-        field = "inference-header-content-length"
+        """A length the body cannot be split by is as malformed as bad JSON: 400 INVALID_JSON,
+        naming the header as the predictor does, so a client sees one answer wherever it fails."""
+        field = "Inference-Header-Content-Length"
         if not declared.isdigit() or len(declared) > _MAX_LENGTH_DIGITS:
             raise FerryError(
-                ErrorCode.INVALID_INPUT,
-                "Inference-Header-Content-Length must be a non-negative integer",
+                ErrorCode.INVALID_JSON,
+                f"{field} must be a non-negative integer (the JSON header's length in bytes)",
                 [FieldError(field, "not a non-negative integer")],
             )
         length = int(declared)
         if length > body_length:
             raise FerryError(
-                ErrorCode.INVALID_INPUT,
-                "Inference-Header-Content-Length is larger than the body",
-                [FieldError(field, f"{length} > body length {body_length}")],
+                ErrorCode.INVALID_JSON,
+                f"{field} is larger than the body",
+                [FieldError(field, f"is {length} but the body has only {body_length} bytes")],
             )
         return length
 
