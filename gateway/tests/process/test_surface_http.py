@@ -22,6 +22,7 @@ from ferry_gateway.app import SERVER_METADATA
 from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
 from ferry_gateway.upstream.catalog import ModelCatalog
 from ferry_gateway.upstream.routing import Upstreams
+from ferry_testing import snippets
 from ferry_testing.gateway import PEPPER, GatewayServer, Keys, LoopThread, Upstream, build_app, consumer_index
 from ferry_testing.gateway_jwt import JWKS, claims, sign
 from ferry_testing.predictor import Predictor
@@ -420,11 +421,11 @@ def test_a_binary_body_is_forwarded_unchanged_and_the_answer_passed_back(binary_
 @pytest.mark.parametrize(
     ("length", "status", "code", "field"),
     [
-        ("abc", 422, "INVALID_INPUT", "inference-header-content-length"),
-        ("-5", 422, "INVALID_INPUT", "inference-header-content-length"),
-        ("1e3", 422, "INVALID_INPUT", "inference-header-content-length"),
-        ("99999999999999999999", 422, "INVALID_INPUT", "inference-header-content-length"),
-        ("100000", 422, "INVALID_INPUT", "inference-header-content-length"),
+        ("abc", 400, "INVALID_JSON", "Inference-Header-Content-Length"),
+        ("-5", 400, "INVALID_JSON", "Inference-Header-Content-Length"),
+        ("1e3", 400, "INVALID_JSON", "Inference-Header-Content-Length"),
+        ("99999999999999999999", 400, "INVALID_JSON", "Inference-Header-Content-Length"),
+        ("100000", 400, "INVALID_JSON", "Inference-Header-Content-Length"),
         ("5", 400, "INVALID_JSON", "body"),
         ("0", 400, "INVALID_JSON", "body"),
     ],
@@ -438,6 +439,9 @@ def test_a_bad_binary_header_is_refused_naming_the_field(
     assert envelope(r, status, code)["details"][0]["field"] == field
 
 
+README = snippets.claim("gateway/README.md", "readyz-failing")
+
+
 def test_readyz_names_the_consumers_until_they_are_listed(redis_url: str, active_upstream: Upstream) -> None:
     listed = False
     app = build_app(
@@ -449,12 +453,8 @@ def test_readyz_names_the_consumers_until_they_are_listed(redis_url: str, active
     server = GatewayServer(app)
     try:
         pending = httpx.get(server.url + "/readyz", timeout=10)
-        assert (pending.status_code, pending.text) == (
-            503,
-            "[+]redis ok\n"
-            "[-]consumers-synced failed: first list of Consumers and key Secrets pending\n"
-            "readyz check failed\n",
-        )
+        # the README shows this answer after its curl line
+        assert (pending.status_code, pending.text) == (503, README.text("readyz-failing").split("\n", 1)[1])
         one = httpx.get(server.url + "/readyz/consumers-synced", timeout=10)
         assert one.status_code == 503 and "consumers-synced failed" in one.text
         listed = True
