@@ -1,6 +1,9 @@
-"""Real predictors for the gateway's surface tests: both Titanic versions trained once in the real
-MLflow server, each served by a ``ferry-predictor`` process as a colour (the approach of
-predictor/tests/process/conftest.py)."""
+"""Real predictors for the gateway's surface tests: both Titanic versions trained once in a real
+MLflow server of this suite's own, each served by a ``ferry-predictor`` process as a colour (the
+approach of predictor/tests/process/conftest.py).
+
+The registry is the suite's own so that the versions are 1 and 2, as a newcomer's ``make train``
+registers them, whichever other suites trained in the session's shared server before."""
 
 from __future__ import annotations
 
@@ -14,16 +17,23 @@ import pytest
 from ferry_devcluster.procs import free_port, wait_for
 from ferry_mlflow_example.train import Registered, train_all
 from ferry_testing.predictor import Predictor, ready
+from ferry_testing.servers import mlflow_server
 
 
 @pytest.fixture(scope="session")
-def titanic_versions(mlflow_uri: str) -> list[Registered]:
-    return train_all(mlflow_uri)
+def gateway_mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-gateway")) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def titanic_versions(gateway_mlflow_uri: str) -> list[Registered]:
+    return train_all(gateway_mlflow_uri)
 
 
 @pytest.fixture(scope="session")
 def colours(
-    titanic_versions: list[Registered], mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
+    titanic_versions: list[Registered], gateway_mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Predictor]]:
     """``blue`` serves version 1 (the active colour), ``green`` version 2 (the preview), both
     under the public name ``titanic``, started together so their slow starts overlap."""
@@ -35,7 +45,7 @@ def colours(
         env = {
             **os.environ,
             "MODEL_URI": reg.model_uri,
-            "MLFLOW_TRACKING_URI": mlflow_uri,
+            "MLFLOW_TRACKING_URI": gateway_mlflow_uri,
             "FERRY_COLOR": colour,
             "FERRY_MODEL_DIR": str(workdir / "model"),
         }

@@ -1,5 +1,6 @@
 """The live API documentation against real predictors: two ``ferry-predictor`` processes serving
-Titanic version 1 (blue) and version 2 (green) from a real MLflow registry, a gateway routing by
+Titanic version 1 (blue) and version 2 (green) from a real MLflow registry (``colours`` in
+conftest.py), a gateway routing by
 the ModelDeployment catalog. The document follows a promotion to the new version's signature,
 follows the upstreams in dev mode, and Swagger UI renders it in headless Chromium."""
 
@@ -9,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,65 +21,15 @@ from ferry_gateway.apidocs import fetch_metadata
 from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
 from ferry_gateway.upstream.catalog import ModelCatalog
 from ferry_gateway.upstream.routing import Upstreams
-from ferry_mlflow_example.train import train_all
 from ferry_testing import browser
 from ferry_testing.gateway import PEPPER, GatewayServer, Keys, build_app, consumer_index
 from ferry_testing.gateway_colours import LoopbackServices, md
-from ferry_testing.predictor import Predictor, ready
+from ferry_testing.predictor import Predictor
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 KEYS = Keys()
 COLUMNS = ["pclass", "sex", "age", "sibsp", "parch", "fare", "embarked"]
-
-
-def start_predictor(model_uri: str, tracking_uri: str, colour: str, workdir: Path) -> Predictor:
-    """``ferry-predictor`` as the ServingRuntime starts it (predictor/tests/process/conftest.py)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_URI": model_uri,
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "FERRY_COLOR": colour,
-        "FERRY_MODEL_DIR": str(workdir / "model"),
-    }
-    log = workdir / "predictor.log"
-    exe = Path(sys.executable).parent / "ferry-predictor"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(exe), "--model_name=titanic", f"--http_port={port}", "--host=127.0.0.1"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    return Predictor(f"http://127.0.0.1:{port}", proc, log)
-
-
-def up(p: Predictor) -> Callable[[], bool]:
-    # an exited process ends the wait at once; its log is the error message
-    return lambda: p.proc.poll() is not None or ready(p.url)
-
-
-@pytest.fixture(scope="module")
-def colours(mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Predictor]]:
-    registered = train_all(mlflow_uri)
-    started = {
-        colour: start_predictor(reg.model_uri, mlflow_uri, colour, tmp_path_factory.mktemp(colour))
-        for colour, reg in (("blue", registered[0]), ("green", registered[1]))
-    }
-    try:
-        for p in started.values():
-            wait_for(f"ferry-predictor at {p.url}", up(p), 120)
-            assert p.proc.poll() is None, p.logs()
-        yield started
-    finally:
-        for p in started.values():
-            p.proc.terminate()
-            try:
-                p.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.proc.kill()
-                p.proc.wait()
 
 
 def gateway(upstreams: Upstreams, catalog: ModelCatalog | None = None) -> GatewayServer:
