@@ -370,9 +370,9 @@ def test_curl_retry_waits_out_a_503_while_the_model_deploys(
 
 
 def test_curl_health_needs_no_credential_and_models_do(env: dict[str, str]) -> None:
-    # Pending the gateway's REST surface (wt/gsurf): /v2/health/ready, /readyz?verbose, /v1/models/NAME.
     lines = GUIDE.bash("curl-health", env).stdout.splitlines()
     assert json.loads(lines[0]) == {"ready": True}
+    assert lines[1] == "[+]redis ok" and lines[-3] == "readyz check passed", lines
     assert json.loads(lines[-2]) == {"name": "titanic", "ready": True}
     assert json.loads(lines[-1]) == ["pclass", "sex", "age", "sibsp", "parch", "fare", "embarked"]
 
@@ -419,7 +419,6 @@ def test_kserve_errors_give_up_when_the_limiter_stays_unavailable(
 
 
 def test_kserve_health(env: dict[str, str], deployment: Deployment) -> None:
-    # Pending the gateway's REST surface (wt/gsurf): GET /, /v2/health/*, /v1/models/NAME, .../ready.
     out = GUIDE.python("kserve-health", env).stdout.splitlines()
     assert out == [
         "v1 live True",
@@ -444,7 +443,6 @@ def test_triton_infers_as_json_with_both_credentials(env: dict[str, str]) -> Non
 
 
 def test_triton_infers_with_binary_tensors(env: dict[str, str]) -> None:
-    # Pending the binary tensor extension in the predictor (wt/pbin) and through the gateway.
     assert GUIDE.python("triton-infer-binary", env).stdout.splitlines() == ["[0] (1, 2)", "[0] (1, 2)"]
 
 
@@ -465,7 +463,6 @@ def test_triton_errors_stop_on_a_401(env: dict[str, str]) -> None:
 
 
 def test_triton_health_and_metadata(env: dict[str, str]) -> None:
-    # Pending the gateway's REST surface (wt/gsurf) and the predictor's v2 metadata through it.
     out = GUIDE.python("triton-health", env).stdout.splitlines()
     assert out[:2] == ["live True ready True", "model ready True"]
     assert out[2].startswith("[('pclass', 'INT64'), ('sex', 'BYTES')")
@@ -475,8 +472,8 @@ def test_triton_health_and_metadata(env: dict[str, str]) -> None:
 
 
 def test_fetch_from_another_origin(dev_gateway: dict[str, str], page_origin: str) -> None:
-    # Pending CORS (wt/cors): the page is on another origin, so every call is preflighted; the
-    # gateway is `ferry-gateway --dev`, which allows http://localhost:* (the brief's decision).
+    # The page is on another origin, so every call is preflighted; the
+    # gateway is `ferry-gateway --dev`, which allows http://localhost:* as the chart's dev values do.
     with snippets.chromium() as driver:
         driver.get(page_origin)
         logs = run_fetch(driver, dev_gateway)
