@@ -14,6 +14,7 @@ from typing import Any
 from ferry_common import runtime
 from ferry_common.contract import (
     API_VERSION,
+    GROUP,
     ISVC_API_VERSION,
     ISVC_KIND,
     LABEL_COLOR,
@@ -48,6 +49,35 @@ class Owner:
             "controller": True,
             "blockOwnerDeletion": True,
         }
+
+    def controls(self, obj: dict[str, Any] | None) -> bool:
+        """Whether ``obj`` (an InferenceService or Service found under one of our names) is ours
+        to patch, replace or delete.
+
+        Ours: its controller is this ModelDeployment, or a ModelDeployment of the same name in the
+        same namespace that was deleted and re-created (a different uid: the old one is gone, as
+        names are unique, and its garbage collection is only pending), which we adopt. Anything
+        else under our names (no controller, or another controller) belongs to someone else: a
+        ModelDeployment ``foo-preview`` and ``foo``'s preview Service, or a user's own object. It
+        is never touched; the status says so instead.
+        """
+        if obj is None:
+            return False
+        meta = obj.get("metadata") or {}
+        if meta.get("namespace", self.namespace) != self.namespace:
+            return False
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("controller") is True:
+                group = str(ref.get("apiVersion", "")).split("/")[0]
+                kind, name = ref.get("kind"), ref.get("name")
+                return group == GROUP and kind == MODEL_DEPLOYMENT.kind and name == self.name
+        return False
+
+    def conflict(self, kind: str, name: str) -> str:
+        return (
+            f"{kind} {self.namespace}/{name} exists and is not controlled by ModelDeployment "
+            f"{self.name}: Ferry will not take it over; rename or delete one of them"
+        )
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,8 @@ class Kube:
                     raise
                 return "unchanged"  # someone (an earlier pass) created it: converge next pass
         want = {
-            "metadata": {k: desired["metadata"][k] for k in ("labels", "annotations")},
+            # ownerReferences too: a predecessor's object (same name, re-created) is adopted
+            "metadata": {k: desired["metadata"][k] for k in ("labels", "annotations", "ownerReferences")},
             "spec": desired["spec"],
         }
         stale = _stale_predictor_keys(live, desired)
@@ -227,7 +228,7 @@ class Kube:
                     raise
                 return "unchanged"
         want = {
-            "metadata": {"labels": desired["metadata"]["labels"]},
+            "metadata": {k: desired["metadata"][k] for k in ("labels", "ownerReferences")},
             "spec": {"selector": desired["spec"]["selector"], "ports": desired["spec"]["ports"]},
         }
         if contains(live, want):

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ferry_common.contract import ANNOTATION_COMMAND, LABEL_DEPLOYMENT, LABEL_VERSION
+from ferry_common.contract import ANNOTATION_COMMAND, LABEL_VERSION
 from ferry_common.timefmt import format_time
 from pydantic import ValidationError
 
@@ -34,6 +34,7 @@ from ferry_operator.registry import RegistryError, ResolvedVersion
 from ferry_operator.resource import Color, ModelDeploymentSpec, Phase
 from ferry_operator.smoketest import SmokeTarget, SmokeTester
 from ferry_operator.status import (
+    NAME_CONFLICT,
     PredictorState,
     RegistryOutcome,
     compute_status,
@@ -183,7 +184,7 @@ class Reconciler:
         state = from_status(old_status.get("rollout"), old_status.get("history"))
         policy = _policy(spec)
 
-        live, predictors, ready = await self._observe(namespace, name)
+        live, predictors, ready = await self._observe(owner)
         active_replicas = predictors[state.active.color].replicas if state.active else None
         obs = Observation(now, target, ready, active_replicas, None, parse_command(raw_command))
         decision = decide(state, policy, obs)
@@ -191,8 +192,10 @@ class Reconciler:
             # The smoke test can take a while (a request each, up to its timeout): first show what
             # is happening (phase Verifying, the preview Service on the preview), then run it and
             # decide again on a fresh observation, as the next pass would.
-            await self._converge(owner, spec, decision, live)
-            old_status = await self._write_status(md, old_status, outcome, decision, predictors, now)
+            _, conflicts = await self._converge(owner, spec, decision, live)
+            old_status = await self._write_status(
+                md, old_status, outcome, decision, predictors, now, conflicts
+            )
             await self._post(md, decision.events)
             log.info("%s/%s: %s", namespace, name, decision.message)
             result = await self._smoke(md, spec, decision)
@@ -205,29 +208,37 @@ class Reconciler:
                 result.message,
             )
             now = self.clock()
-            live, predictors, ready = await self._observe(namespace, name)
+            live, predictors, ready = await self._observe(owner)
             active = decision.state.active
             active_replicas = predictors[active.color].replicas if active else None
             obs = Observation(now, target, ready, active_replicas, result)
             decision = decide(decision.state, policy, obs)
 
-        requeue = await self._converge(owner, spec, decision, live)
+        requeue, conflicts = await self._converge(owner, spec, decision, live)
         if decision.phase.value != old_status.get("phase"):
             log.info("%s/%s: phase %s: %s", namespace, name, decision.phase.value, decision.message)
-        await self._write_status(md, old_status, outcome, decision, predictors, now)
+        await self._write_status(md, old_status, outcome, decision, predictors, now, conflicts)
         await self._post(md, decision.events)
         for reason, message in _registry_events(read_status, outcome):
             await self.kube.post_event(md, "Warning" if reason != "Resolved" else "Normal", reason, message)
         return self._next_look(key, decision, requeue, now)
 
     async def _observe(
-        self, namespace: str, name: str
+        self, owner: b.Owner
     ) -> tuple[dict[Color, dict[str, Any] | None], dict[Color, PredictorState], dict[Color, str]]:
-        """Both colours' InferenceServices, their readiness and replicas, and which are Ready."""
-        live = {c: await self.kube.get_isvc(namespace, b.isvc_name(name, c)) for c in Color}
+        """Both colours' InferenceServices, their readiness and replicas, and which are Ready.
+        One under our name that we do not control is never counted as ours, Ready or not."""
+        namespace = owner.namespace
+        live = {c: await self.kube.get_isvc(namespace, b.isvc_name(owner.name, c)) for c in Color}
         predictors: dict[Color, PredictorState] = {}
         for c in Color:
-            replicas = await self.kube.ready_replicas(namespace, b.isvc_name(name, c)) if live[c] else None
+            isvc = b.isvc_name(owner.name, c)
+            if live[c] is not None and not owner.controls(live[c]):
+                predictors[c] = PredictorState(
+                    None, False, "NotOwned", owner.conflict("InferenceService", isvc)
+                )
+                continue
+            replicas = await self.kube.ready_replicas(namespace, isvc) if live[c] else None
             predictors[c] = predictor_state(live[c], replicas)
         ready = {c: p.version for c, p in predictors.items() if p.ready and p.version}
         return live, predictors, ready
@@ -240,8 +251,10 @@ class Reconciler:
         decision: Decision,
         predictors: dict[Color, PredictorState],
         now: float,
+        conflicts: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """Patch status to what ``decision`` says (nothing when unchanged); returns the new status."""
+        """Patch status to what ``decision`` says (nothing when unchanged); returns the new status.
+        A name conflict newly found is also a Warning event."""
         meta = md["metadata"]
         status: dict[str, Any] = _clean(
             compute_status(
@@ -252,10 +265,15 @@ class Reconciler:
                 decision=decision,
                 predictors=predictors,
                 now=format_time(now),
+                conflicts=conflicts,
             )
         )
         if status != _clean(old_status):
             await self.kube.patch_md_status(meta["namespace"], meta["name"], merge_patch(old_status, status))
+        if conflicts and _ready_reason(old_status) != NAME_CONFLICT:
+            for message in conflicts:
+                log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
+                await self.kube.post_event(md, "Warning", NAME_CONFLICT, message)
         return status
 
     async def _post(self, md: dict[str, Any], events: tuple[Event, ...]) -> None:
@@ -298,26 +316,28 @@ class Reconciler:
         spec: ModelDeploymentSpec,
         d: Decision,
         live: dict[Color, dict[str, Any] | None],
-    ) -> bool:
-        """Make the cluster match the decision; True when another pass is needed soon."""
+    ) -> tuple[bool, tuple[str, ...]]:
+        """Make the cluster match the decision, touching only objects we control. Returns
+        whether another pass is needed soon, and each object under our names we do not control."""
         again = False
+        conflicts: list[str] = []
         for color in Color:
             plan = d.colours.get(color)
             current = live[color]
-            ours = (
-                current is not None
-                and (current["metadata"].get("labels") or {}).get(LABEL_DEPLOYMENT) == owner.name
-            )
+            isvc = b.isvc_name(owner.name, color)
+            if current is not None and not owner.controls(current):
+                conflicts.append(owner.conflict("InferenceService", isvc))
+                continue
             if plan is None:
-                if current is not None and ours:
-                    await self.kube.delete_isvc(owner.namespace, b.isvc_name(owner.name, color))
+                if current is not None:
+                    await self.kube.delete_isvc(owner.namespace, isvc)
                 continue
             live_version = (current or {}).get("metadata", {}).get("labels", {}).get(LABEL_VERSION)
             if current is not None and live_version != plan.version:
                 # A colour never changes version in place: KServe would keep reporting Ready while
                 # old pods serve, and we would verify the wrong version. Replace it instead.
                 if not current["metadata"].get("deletionTimestamp"):
-                    await self.kube.delete_isvc(owner.namespace, b.isvc_name(owner.name, color))
+                    await self.kube.delete_isvc(owner.namespace, isvc)
                 again = True
                 continue
             desired = b.inference_service(
@@ -327,9 +347,12 @@ class Reconciler:
         active_name, preview_name = b.service_names(owner.name)
         routes = ((active_name, d.serving, "active"), (preview_name, d.preview_route, "preview"))
         for svc_name, route, role in routes:
-            desired_svc = b.service(owner, svc_name, route, role)
-            await self.kube.apply_service(desired_svc, await self.kube.get_service(owner.namespace, svc_name))
-        return again
+            current_svc = await self.kube.get_service(owner.namespace, svc_name)
+            if current_svc is not None and not owner.controls(current_svc):
+                conflicts.append(owner.conflict("Service", svc_name))
+                continue
+            await self.kube.apply_service(b.service(owner, svc_name, route, role), current_svc)
+        return again, tuple(conflicts)
 
     def _next_look(self, key: Key, d: Decision, again: bool, now: float) -> float:
         candidates = [self.config.poll_seconds]
@@ -371,6 +394,11 @@ class Reconciler:
         if _clean(status) != _clean(old):
             await self.kube.patch_md_status(md["metadata"]["namespace"], md["metadata"]["name"], status)
             await self.kube.post_event(md, "Warning", "InvalidSpec", message)
+
+
+def _ready_reason(status: dict[str, Any]) -> str | None:
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    return None if ready is None else ready.get("reason")
 
 
 def _registry_events(old_status: dict[str, Any], outcome: RegistryOutcome) -> list[tuple[str, str]]:

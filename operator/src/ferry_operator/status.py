@@ -32,6 +32,11 @@ class PredictorState:
         return self.reason in ("BlockedByFailedLoad", "ModelLoadFailed", "FailedLoad", "InvalidSpec")
 
 
+# The Ready condition's reason and the Warning event's when an object under a ModelDeployment's
+# names (``NAME-blue|green``, ``NAME``, ``NAME-preview``) is controlled by someone else.
+NAME_CONFLICT = "NameConflict"
+
+
 def predictor_state(isvc: dict[str, Any] | None, deployment_replicas: int | None = None) -> PredictorState:
     """Ready only when KServe says so *for the current spec* (observedGeneration caught up)."""
     if not isvc:
@@ -109,14 +114,16 @@ def compute_status(
     decision: Decision,
     predictors: dict[Color, PredictorState],
     now: str,
+    conflicts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The whole status: four conditions, the colour blocks, history, rollout state and model."""
+    """The whole status: four conditions, the colour blocks, history, rollout state and model.
+    ``conflicts``: objects under our names that we do not control (Ready says so first)."""
     s = decision.state
     predictor = predictor_condition(md_name, decision, predictors)
     steps = (
         registry_condition(registry),
         predictor,
-        ready_condition(decision, predictor_ready=bool(predictor.status)),
+        ready_condition(decision, predictor_ready=bool(predictor.status), conflicts=conflicts),
         rollout_condition(decision),
     )
     conditions: list[dict[str, Any]] = list(old_status.get("conditions") or [])
@@ -162,8 +169,14 @@ def predictor_condition(
     return ConditionValue("PredictorReady", ready, reason, message)
 
 
-def ready_condition(decision: Decision, *, predictor_ready: bool) -> ConditionValue:
-    """Ready: a colour is routed to and its predictor is Ready; else the reason is the phase."""
+def ready_condition(
+    decision: Decision, *, predictor_ready: bool, conflicts: tuple[str, ...] = ()
+) -> ConditionValue:
+    """Ready: a colour is routed to and its predictor is Ready; else the reason is the phase.
+    An object under our names that someone else controls comes first: nothing converges until it
+    is renamed or deleted, so that is what a reader must see."""
+    if conflicts:
+        return ConditionValue("Ready", False, NAME_CONFLICT, "; ".join(conflicts))
     serving = decision.serving is not None and predictor_ready
     reason = "Serving" if serving else decision.phase.value
     return ConditionValue("Ready", serving, reason, decision.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from ferry_operator.bluegreen import Observation, Policy, State, decide
 from ferry_operator.builders import (
     NO_COLOR,
@@ -202,3 +203,29 @@ def test_a_patch_to_the_new_predictor_shape_removes_the_old_one() -> None:
     written_by_an_older_operator = {"spec": {"predictor": {"model": {"runtime": "ferry-mlflow"}}}}
     assert _stale_predictor_keys(written_by_an_older_operator, desired) == {"model": None}
     assert _stale_predictor_keys(desired, desired) == {}
+
+
+# ---- who controls an object under our names (issue 13, finding 5) -------------------------------
+
+
+def _with_controller(**ref: Any) -> dict[str, Any]:
+    base = {"apiVersion": "ferry.dev/v1alpha1", "kind": "ModelDeployment", "name": "foo", "uid": "u1"}
+    return {"metadata": {"namespace": "ml", "ownerReferences": [{**base, "controller": True, **ref}]}}
+
+
+@pytest.mark.parametrize(
+    ("obj", "ours"),
+    [
+        (None, False),
+        ({"metadata": {"namespace": "ml"}}, False),  # no owner: a user's own object
+        (_with_controller(), True),
+        (_with_controller(uid="old"), True),  # a deleted predecessor of the same name: adopted
+        (_with_controller(name="foo-preview"), False),  # ModelDeployment foo-preview's Service
+        (_with_controller(kind="Deployment", apiVersion="apps/v1"), False),
+        (_with_controller(apiVersion="other.dev/v1"), False),
+        (_with_controller(controller=False), False),  # an owner, not the controller
+        ({"metadata": {**_with_controller()["metadata"], "namespace": "other"}}, False),
+    ],
+)
+def test_a_deployment_controls_only_what_it_or_its_predecessor_made(obj: Any, ours: bool) -> None:
+    assert Owner("foo", "ml", "u1").controls(obj) is ours

@@ -148,3 +148,80 @@ def test_merge_patch_applied_by_the_fake_matches_the_target() -> None:
     old = {"a": {"b": 1, "c": 2}, "d": 3}
     new = {"a": {"b": 1}, "e": 4}
     assert _apply_merge(copy.deepcopy(old), merge_patch(old, new)) == new
+
+
+# ---- objects under our names that we do not control (issue 13, finding 5) ----------------------
+
+
+def _foreign_service(name: str) -> dict[str, Any]:
+    """A Service a user (or another ModelDeployment) made under a name Ferry would use."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": "theirs"}},
+        "spec": {"selector": {"app": "theirs"}, "ports": [{"port": 8080}]},
+    }
+
+
+def _ready_condition(kube: FakeKube) -> dict[str, Any]:
+    return next(c for c in kube.md["status"]["conditions"] if c["type"] == "Ready")
+
+
+async def test_a_service_under_our_name_that_we_do_not_control_is_left_alone_and_named(
+    world: tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester],
+) -> None:
+    reconciler, kube, _, _ = world
+    theirs = _foreign_service(f"{NAME}-preview")
+    kube.services[f"{NAME}-preview"] = copy.deepcopy(theirs)
+    for _ in range(4):
+        await reconciler.reconcile(NS, NAME)
+    assert kube.services[f"{NAME}-preview"] == theirs  # never patched
+    ready = _ready_condition(kube)
+    assert ready["status"] == "False" and ready["reason"] == "NameConflict"
+    expected = f"Service {NS}/{NAME}-preview exists and is not controlled by ModelDeployment {NAME}"
+    assert expected in ready["message"]
+    assert kube.events.count("NameConflict") == 1  # said once, not at every pass
+    # the user renames theirs: Ferry converges and Ready clears
+    del kube.services[f"{NAME}-preview"]
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    assert _ready_condition(kube)["reason"] == "Serving" and kube.routes() == ("blue", "blue")
+
+
+async def test_an_unlabelled_inference_service_under_our_name_is_neither_deleted_nor_counted(
+    world: tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester],
+) -> None:
+    reconciler, kube, _, tester = world
+    theirs = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": f"{NAME}-blue", "namespace": NS},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}}}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    kube.isvcs[f"{NAME}-blue"] = copy.deepcopy(theirs)
+    for _ in range(4):
+        await reconciler.reconcile(NS, NAME)
+    assert kube.isvcs[f"{NAME}-blue"] == theirs  # not deleted, not patched
+    assert tester.seen == []  # its Ready pods were never taken for our version 1
+    assert "blue" not in kube.routes()  # no Service routes to their pods
+    ready = _ready_condition(kube)
+    assert ready["reason"] == "NameConflict" and f"InferenceService {NS}/{NAME}-blue" in ready["message"]
+
+
+async def test_a_re_created_deployment_adopts_its_predecessors_objects(
+    world: tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester],
+) -> None:
+    """Deleted and applied again under the same name: what the old one made (its garbage
+    collection still pending) is ours, not a conflict."""
+    reconciler, kube, _, _ = world
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    assert kube.md["status"]["phase"] == "Stable"
+    kube.md = {**kube.md, "metadata": {**kube.md["metadata"], "uid": "u2"}, "status": {}}
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    assert _ready_condition(kube)["reason"] == "Serving"
+    made = [*kube.services.values(), *kube.isvcs.values()]
+    owners = {o["metadata"]["ownerReferences"][0]["uid"] for o in made}
+    assert owners == {"u2"} and "NameConflict" not in kube.events
