@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ferry_gateway import metrics
-from ferry_gateway.limits.breaker import CircuitBreaker
+from ferry_gateway.limits.breaker import BreakerState, CircuitBreaker
 from ferry_gateway.limits.tiers import LimitsConfig, TierLimits
 
 log = logging.getLogger("ferry_gateway.limits.ratelimit")
@@ -194,6 +196,19 @@ def interpret(
     return Decision(Outcome.ALLOWED, 0.0, rate, quota)
 
 
+def _peeked(gcra: list[_Gcra], quotas: list[_Quota], values: list[Any], now: float) -> Decision:
+    """The state MGET read, as the script would have reported it without spending (pure)."""
+    now_us = int(now * 1_000_000)
+    reply: list[int] = [0, 0]
+    for g, raw in zip(gcra, values, strict=False):
+        assert g.limits.per_minute is not None and g.limits.burst is not None
+        t = MINUTE_US // g.limits.per_minute
+        tat = max(int(float(raw)) if raw is not None else now_us, now_us)
+        reply += [max(0, (now_us - (tat - g.limits.burst * t)) // t), tat - now_us]
+    reply += [int(v) if v is not None else 0 for v in values[len(gcra) :]]
+    return interpret(gcra, quotas, reply, now, spent=False)
+
+
 class RateLimiter:
     """Checks limits in Redis; on Redis failure answers per ``fail_open`` behind a breaker."""
 
@@ -215,6 +230,7 @@ class RateLimiter:
         self.prefix = prefix
         self.script = redis.register_script(LUA) if redis is not None else None
         self.redis_calls = 0  # attempts that reached for the network, for tests and the bench
+        self._outage = False  # the latest failure was Redis not answering (not a bug or a bad reply)
 
     async def check(self, consumer: str, tier: str, model: str | None) -> Decision:
         now = self.clock()
@@ -226,18 +242,13 @@ class RateLimiter:
         keys, args = script_args(gcra, quotas, now)
         self.redis_calls += 1
         try:
-            reply = await self.script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            self.breaker.failure()
-            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
-            metrics.CIRCUIT_OPEN.labels("redis").set(1)
-            log.warning("redis unavailable for rate limiting: %s", type(exc).__name__)
-            return self._degraded()
-        if self.breaker.failures:
-            metrics.CIRCUIT_OPEN.labels("redis").set(0)
-            log.info("redis is back; rate limiting resumes")
-        self.breaker.success()
-        return interpret(gcra, quotas, reply, now)
+            with self.breaker.guard():  # any exception is a failed call, so never a wedged trial
+                reply = await self.script(keys=keys, args=args)
+                decision = interpret(gcra, quotas, reply, now)
+        except Exception as exc:  # whatever broke, answer per fail-open/closed
+            return self._failed(exc)
+        self._succeeded()
+        return decision
 
     async def peek(self, consumer: str, tier: str) -> Decision:
         """The caller's current state without spending anything (for GET /v1/usage)."""
@@ -248,29 +259,66 @@ class RateLimiter:
         if self.redis is None or not self.breaker.allow():
             return self._degraded()
         try:
-            values = await self.redis.mget([g.key for g in gcra] + [q.key for q in quotas])
-        except (RedisError, OSError) as exc:
-            self.breaker.failure()
-            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
-            return self._degraded()
-        self.breaker.success()
-        now_us = int(now * 1_000_000)
-        reply: list[int] = [0, 0]
-        for g, raw in zip(gcra, values, strict=False):
-            assert g.limits.per_minute is not None and g.limits.burst is not None
-            t = MINUTE_US // g.limits.per_minute
-            tat = max(int(float(raw)) if raw is not None else now_us, now_us)
-            reply += [max(0, (now_us - (tat - g.limits.burst * t)) // t), tat - now_us]
-        reply += [int(v) if v is not None else 0 for v in values[len(gcra) :]]
-        return interpret(gcra, quotas, reply, now, spent=False)
+            with self.breaker.guard():
+                values = await self.redis.mget([g.key for g in gcra] + [q.key for q in quotas])
+                decision = _peeked(gcra, quotas, values, now)
+        except Exception as exc:
+            return self._failed(exc)
+        self._succeeded()
+        return decision
 
     async def ping(self) -> bool:
+        """Can the limiter enforce limits right now (for /readyz)? Redis answering PING is not
+        enough: while the breaker is open every request is answered degraded, so that is "no"
+        too; a half-open breaker lets this probe be its trial (running the limiter's own script),
+        so a gateway taken out of its Service by a failing /readyz still recovers without traffic."""
         if self.redis is None:
             return False
+        state = self.breaker.state
+        if state is BreakerState.OPEN:
+            return False
+        if state is BreakerState.HALF_OPEN:
+            if self.script is None or not self.breaker.allow():
+                return False  # another request is the trial
+            try:
+                with self.breaker.guard():
+                    await self.script(keys=[], args=[0, 0, 0])  # no limits: reads and writes nothing
+            except Exception as exc:
+                self._failed(exc)
+                return False
+            self._succeeded()
+            return True
         try:
             return bool(await self.redis.ping())
-        except (RedisError, OSError):
+        except Exception:  # not ready, whatever the reason
             return False
+
+    def why_degraded(self) -> str:
+        """Why ``ping`` says no, in words for /readyz."""
+        if self.redis is None:
+            return "not configured (no REDIS_URL)"
+        if self.breaker.state is BreakerState.CLOSED or self._outage:
+            return "unreachable"
+        cause = f" after {self.breaker.last_failure}" if self.breaker.last_failure else ""
+        return f"rate limiter circuit open{cause}, next trial in {self.breaker.retry_in():.1f}s"
+
+    def _failed(self, exc: Exception) -> Decision:
+        # the breaker's guard has counted the failure already
+        name = type(exc).__name__
+        metrics.REDIS_ERRORS.labels(name).inc()
+        metrics.CIRCUIT_OPEN.labels("redis").set(1 if self.breaker.state is not BreakerState.CLOSED else 0)
+        self._outage = isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
+        if isinstance(exc, RedisError | OSError):
+            log.warning("redis unavailable for rate limiting: %s", name)
+        else:  # not an outage: a bug or a reply we do not understand; say where
+            log.error("rate limiting failed unexpectedly: %s", name, exc_info=exc)
+        return self._degraded()
+
+    def _succeeded(self) -> None:
+        if self.breaker.failures:
+            metrics.CIRCUIT_OPEN.labels("redis").set(0)
+            log.info("redis is back; rate limiting resumes")
+        self.breaker.success()
 
     def _degraded(self) -> Decision:
         return Decision(Outcome.FAIL_OPEN if self.fail_open else Outcome.FAIL_CLOSED, retry_after=1.0)
