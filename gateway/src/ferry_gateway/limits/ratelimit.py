@@ -6,7 +6,9 @@ admit it; nothing is written on denial, so a denied request costs no quota. Beca
 runs atomically inside Redis, concurrent gateways can never over-admit.
 
 All keys of one request carry the consumer in a hash tag (``{consumer}``), so they live in one
-slot and the script also runs on Redis Cluster.
+slot and the script also runs on Redis Cluster. The name goes into the tag escaped (``hash_tag``):
+a consumer is whatever a JWT's ``sub`` says, and a ``}`` in it would end the tag early, putting
+the rate and quota keys in different slots (CROSSSLOT) and letting two names share keys.
 """
 
 from __future__ import annotations
@@ -132,6 +134,24 @@ class _Quota:
     limit: int
 
 
+# Inside a hash tag, "{" and "}" would change which bytes Redis hashes, and "%" is the escape
+# itself. A lone surrogate (JSON allows "\ud800" in a string) cannot be encoded as UTF-8 at all.
+_TAG_ESCAPES = {"%": "%25", "{": "%7B", "}": "%7D"}
+
+
+def hash_tag(consumer: str) -> str:
+    """The consumer as the body of a Redis Cluster hash tag: never empty (``{}`` hashes the whole
+    key), without braces, and one-to-one, so two names never share a key. Ordinary names are kept
+    as they are, so their keys (and today's counters) stay the same across an upgrade."""
+    if not consumer:
+        return "%"  # no escape sequence is a lone "%", so no other name maps here
+    if not any(c in _TAG_ESCAPES or "\ud800" <= c <= "\udfff" for c in consumer):
+        return consumer
+    return "".join(
+        _TAG_ESCAPES.get(c) or (f"%u{ord(c):04X}" if "\ud800" <= c <= "\udfff" else c) for c in consumer
+    )
+
+
 def plan(
     limits: LimitsConfig, consumer: str, tier: str, model: str | None, now: float, prefix: str = "ferry"
 ) -> tuple[list[_Gcra], list[_Quota]]:
@@ -144,11 +164,12 @@ def plan(
         override = limits.override(model, tier)
         if override is not None:
             applicable.append((f":m:{model}", override))
+    tag = hash_tag(consumer)
     for scope, lim in applicable:
         if lim.per_minute is not None and lim.burst is not None:
-            gcra.append(_Gcra(f"{prefix}:rl:{{{consumer}}}{scope}", lim))
+            gcra.append(_Gcra(f"{prefix}:rl:{{{tag}}}{scope}", lim))
         if lim.per_day is not None:
-            quotas.append(_Quota(f"{prefix}:q:{{{consumer}}}{scope}:{day}", lim.per_day))
+            quotas.append(_Quota(f"{prefix}:q:{{{tag}}}{scope}:{day}", lim.per_day))
     return gcra, quotas
 
 
@@ -222,6 +243,8 @@ class RateLimiter:
         breaker: CircuitBreaker | None = None,
         prefix: str = "ferry",
     ) -> None:
+        if "{" in prefix or "}" in prefix:  # a brace before the consumer's tag would move the tag
+            raise ValueError(f"rate-limit key prefix {prefix!r}: no '{{' or '}}' allowed")
         self.redis = redis
         self.limits = limits
         self.fail_open = fail_open
