@@ -7,7 +7,7 @@ a key, and ordinary names keep the keys (and today's counters) they had."""
 from __future__ import annotations
 
 import pytest
-from ferry_gateway.limits.ratelimit import RateLimiter, hash_tag, plan
+from ferry_gateway.limits.ratelimit import RateLimiter, hash_tag, plan, script_args
 from ferry_gateway.limits.tiers import LimitsConfig, parse_limits
 from hypothesis import given
 from hypothesis import strategies as st
@@ -82,3 +82,12 @@ def test_the_escaped_tags_read_back() -> None:
 def test_a_prefix_with_braces_is_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         RateLimiter(None, LimitsConfig(), prefix=prefix)
+
+
+def test_with_redis_time_the_script_gets_no_time_but_the_days_around_the_gateways() -> None:
+    gcra, quotas = plan(LIMITS, "acme", "free", "titanic", NOW)
+    keys, args = script_args(gcra, quotas, NOW, redis_time=True)
+    assert keys[2:] == ["ferry:q:{acme}:20270115", "ferry:q:{acme}:m:titanic:20270115"]
+    assert args[:6] == [-1, 2, 2, int(NOW // 86_400), "20270114", "20270116"]
+    _, own = script_args(gcra, quotas, NOW)
+    assert own[0] == int(NOW * 1_000_000)  # tests and the benchmark drive the time themselves

@@ -35,15 +35,35 @@ DAY_S = 86_400
 
 # GCRA per limit i: T = emission interval, B = burst. A fresh key admits exactly B requests at
 # one instant, then one per T. Time in integer microseconds (exact in a double up to 2^53).
+#
+# The time is Redis's own (TIME), so gateways whose clocks disagree still agree on every
+# decision; ARGV[1] >= 0 gives the time instead (tests and the benchmark drive a fake clock).
+# A quota key ends in the UTC day the gateway expected (ARGV[4], and its neighbours' names in
+# ARGV[5], ARGV[6]). When Redis's clock is on the day before or after (the gateway's clock is
+# skewed across midnight), the script counts in that day's key instead: same hash tag, so the
+# same slot, and all gateways count one day in one key. The reply ends with the time used.
 LUA = """
 local now = tonumber(ARGV[1])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local ng = tonumber(ARGV[2])
 local nq = tonumber(ARGV[3])
+local shift = math.floor(now / 86400000000) - tonumber(ARGV[4])
+local day = nil
+if shift == -1 then day = ARGV[5] elseif shift == 1 then day = ARGV[6] end
+local qkeys = {}
+for j = 1, nq do
+  qkeys[j] = KEYS[ng + j]
+  if day then qkeys[j] = string.sub(qkeys[j], 1, -9) .. day end
+end
+local qttl = 86400 - math.floor(now / 1000000) % 86400 + 60
 local out = {0, 0}
 local new_tats = {}
 local status = 0
 local retry = 0
-local a = 4
+local a = 7
 for i = 1, ng do
   local T = tonumber(ARGV[a]); local B = tonumber(ARGV[a + 1]); a = a + 2
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
@@ -62,8 +82,8 @@ for i = 1, ng do
   end
 end
 for j = 1, nq do
-  local limit = tonumber(ARGV[a]); a = a + 2
-  local used = tonumber(redis.call('GET', KEYS[ng + j]) or 0)
+  local limit = tonumber(ARGV[a]); a = a + 1
+  local used = tonumber(redis.call('GET', qkeys[j]) or 0)
   if used >= limit then status = 2 end
   out[#out + 1] = used
 end
@@ -72,16 +92,17 @@ if status == 0 then
     local ttl = math.ceil((new_tats[i] - now) / 1000) + 1
     redis.call('SET', KEYS[i], new_tats[i], 'PX', ttl)
   end
-  a = 4 + 2 * ng
   for j = 1, nq do
-    local ttl = tonumber(ARGV[a + 1]); a = a + 2
-    if redis.call('INCR', KEYS[ng + j]) == 1 then redis.call('EXPIRE', KEYS[ng + j], ttl) end
+    if redis.call('INCR', qkeys[j]) == 1 then redis.call('EXPIRE', qkeys[j], qttl) end
   end
 end
 out[1] = status
 out[2] = retry
+out[#out + 1] = now
 return out
 """
+# What /readyz runs as the breaker's trial: no limits, so it reads and writes nothing.
+PROBE_ARGS = [-1, 0, 0, 0, "", ""]
 
 
 class Outcome(Enum):
@@ -156,7 +177,7 @@ def plan(
     limits: LimitsConfig, consumer: str, tier: str, model: str | None, now: float, prefix: str = "ferry"
 ) -> tuple[list[_Gcra], list[_Quota]]:
     """Which limits apply to this request, and the Redis keys that hold them (pure)."""
-    day = time.strftime("%Y%m%d", time.gmtime(now))
+    day = _day(now)
     gcra: list[_Gcra] = []
     quotas: list[_Quota] = []
     applicable: list[tuple[str, TierLimits]] = [("", limits.tier(tier))]
@@ -177,16 +198,22 @@ def seconds_to_midnight(now: float) -> int:
     return DAY_S - int(now) % DAY_S
 
 
-def script_args(gcra: list[_Gcra], quotas: list[_Quota], now: float) -> tuple[list[str], list[int]]:
-    now_us = int(now * 1_000_000)
+def _day(now: float) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(now))
+
+
+def script_args(
+    gcra: list[_Gcra], quotas: list[_Quota], now: float, *, redis_time: bool = False
+) -> tuple[list[str], list[int | str]]:
+    """KEYS and ARGV of the script. ``now``: the gateway's idea of the time, which names the
+    quota keys' day; with ``redis_time`` Redis's clock decides everything else."""
     keys = [g.key for g in gcra] + [q.key for q in quotas]
-    args: list[int] = [now_us, len(gcra), len(quotas)]
+    args: list[int | str] = [-1 if redis_time else int(now * 1_000_000), len(gcra), len(quotas)]
+    args += [int(now // DAY_S), _day(now - DAY_S), _day(now + DAY_S)]
     for g in gcra:
         assert g.limits.per_minute is not None and g.limits.burst is not None
         args += [MINUTE_US // g.limits.per_minute, g.limits.burst]
-    ttl = seconds_to_midnight(now) + 60  # keep a day's counter a little past its day
-    for q in quotas:
-        args += [q.limit, ttl]
+    args += [q.limit for q in quotas]  # a day's counter lives a minute past its day (qttl)
     return keys, args
 
 
@@ -231,7 +258,12 @@ def _peeked(gcra: list[_Gcra], quotas: list[_Quota], values: list[Any], now: flo
 
 
 class RateLimiter:
-    """Checks limits in Redis; on Redis failure answers per ``fail_open`` behind a breaker."""
+    """Checks limits in Redis; on Redis failure answers per ``fail_open`` behind a breaker.
+
+    ``redis_time``: Redis's clock decides (what the gateway runs with, so several gateways with
+    skewed clocks agree); otherwise ``clock`` does, which lets tests and the benchmark drive time.
+    With Redis time, ``clock`` plus the offset to Redis seen in the latest reply still names the
+    day of the quota keys (the script corrects a wrong day) and times ``peek``."""
 
     def __init__(
         self,
@@ -242,6 +274,7 @@ class RateLimiter:
         clock: Callable[[], float] = time.time,
         breaker: CircuitBreaker | None = None,
         prefix: str = "ferry",
+        redis_time: bool = False,
     ) -> None:
         if "{" in prefix or "}" in prefix:  # a brace before the consumer's tag would move the tag
             raise ValueError(f"rate-limit key prefix {prefix!r}: no '{{' or '}}' allowed")
@@ -253,20 +286,26 @@ class RateLimiter:
         self.prefix = prefix
         self.script = redis.register_script(LUA) if redis is not None else None
         self.redis_calls = 0  # attempts that reached for the network, for tests and the bench
+        self.redis_time = redis_time
+        self._offset = 0.0  # Redis's clock minus ours, as of the latest reply (0 unless redis_time)
         self._outage = False  # the latest failure was Redis not answering (not a bug or a bad reply)
 
     async def check(self, consumer: str, tier: str, model: str | None) -> Decision:
-        now = self.clock()
+        ours = self.clock()
+        now = ours + self._offset
         gcra, quotas = plan(self.limits, consumer, tier, model, now, self.prefix)
         if not gcra and not quotas:
             return Decision(Outcome.UNLIMITED)
         if self.script is None or not self.breaker.allow():
             return self._degraded()
-        keys, args = script_args(gcra, quotas, now)
+        keys, args = script_args(gcra, quotas, now, redis_time=self.redis_time)
         self.redis_calls += 1
         try:
             with self.breaker.guard():  # any exception is a failed call, so never a wedged trial
                 reply = await self.script(keys=keys, args=args)
+                if self.redis_time:
+                    now = int(reply[-1]) / 1_000_000  # the time the script decided at
+                    self._offset = now - ours
                 decision = interpret(gcra, quotas, reply, now)
         except Exception as exc:  # whatever broke, answer per fail-open/closed
             return self._failed(exc)
@@ -275,7 +314,7 @@ class RateLimiter:
 
     async def peek(self, consumer: str, tier: str) -> Decision:
         """The caller's current state without spending anything (for GET /v1/usage)."""
-        now = self.clock()
+        now = self.clock() + self._offset
         gcra, quotas = plan(self.limits, consumer, tier, None, now, self.prefix)
         if not gcra and not quotas:
             return Decision(Outcome.UNLIMITED)
@@ -305,7 +344,7 @@ class RateLimiter:
                 return False  # another request is the trial
             try:
                 with self.breaker.guard():
-                    await self.script(keys=[], args=[0, 0, 0])  # no limits: reads and writes nothing
+                    await self.script(keys=[], args=PROBE_ARGS)
             except Exception as exc:
                 self._failed(exc)
                 return False
