@@ -7,6 +7,7 @@ a key, and ordinary names keep the keys (and today's counters) they had."""
 from __future__ import annotations
 
 import pytest
+from ferry_gateway import config, factory
 from ferry_gateway.limits.ratelimit import RateLimiter, hash_tag, plan, script_args
 from ferry_gateway.limits.tiers import LimitsConfig, parse_limits
 from hypothesis import given
@@ -91,3 +92,9 @@ def test_with_redis_time_the_script_gets_no_time_but_the_days_around_the_gateway
     assert args[:6] == [-1, 2, 2, int(NOW // 86_400), "20270114", "20270116"]
     _, own = script_args(gcra, quotas, NOW)
     assert own[0] == int(NOW * 1_000_000)  # tests and the benchmark drive the time themselves
+
+
+def test_the_gateway_itself_decides_by_redis_time() -> None:
+    settings = config.load(None, {"REDIS_URL": "redis://127.0.0.1:9/0"})  # nothing connects yet
+    limiter = factory._limiter(settings, factory._Parts())
+    assert limiter.redis_time
