@@ -658,8 +658,10 @@ class Gateway:
         )
 
     async def _observe(self) -> health.Observed:
+        redis_up = await self.limiter.ping()
         return health.Observed(
-            redis_up=await self.limiter.ping(),
+            redis_up=redis_up,
+            redis_why="" if redis_up else self.limiter.why_degraded(),
             fail_open=self.limiter.fail_open,
             redis_configured=self.limiter.redis is not None,
             consumers_synced=self.consumers_ready() if self.consumers_ready is not None else None,

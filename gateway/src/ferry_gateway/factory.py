@@ -156,7 +156,9 @@ def _limiter(s: Settings, parts: _Parts) -> RateLimiter:
         )
     else:
         parts.shutdown.append(redis.aclose)
-    return RateLimiter(redis, limits, fail_open=s.fail_open)
+    return RateLimiter(
+        redis, limits, fail_open=s.fail_open, redis_time=True
+    )  # gateways may disagree on the time
 
 
 def _routes(s: Settings, parts: _Parts) -> tuple[Upstreams, ModelCatalog | None]:

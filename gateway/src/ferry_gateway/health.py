@@ -36,6 +36,7 @@ class Observed:
     redis_configured: bool = True  # False: no REDIS_URL, so limits can never be enforced
     consumers_synced: bool | None = None  # None: consumers do not come from the cluster
     catalogue_synced: bool | None = None  # None: no ModelDeployment watch (static upstreams)
+    redis_why: str = ""  # why limits cannot be enforced now (e.g. the limiter's breaker is open)
 
 
 def readiness_checks(observed: Observed) -> list[Check]:
@@ -54,7 +55,9 @@ def readiness_checks(observed: Observed) -> list[Check]:
 def _redis(observed: Observed) -> Check:
     if observed.redis_configured and observed.redis_up:
         return Check(REDIS, True)
-    why = "unreachable" if observed.redis_configured else "not configured (no REDIS_URL)"
+    why = observed.redis_why or (
+        "unreachable" if observed.redis_configured else "not configured (no REDIS_URL)"
+    )
     if observed.fail_open:
         return Check(REDIS, True, f"{why}, admitting without rate limits (fail-open)")
     return Check(REDIS, False, f"{why} and the rate limiter fails closed")

@@ -7,14 +7,17 @@ registers them, whichever other suites trained in the session's shared server be
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ferry_devcluster.procs import free_port, wait_for
+import redis
+from ferry_devcluster.procs import free_port, port_open, stop, wait_for
 from ferry_mlflow_example.train import Registered, train_all
 from ferry_testing.predictor import Predictor, ready
 from ferry_testing.servers import mlflow_server
@@ -76,3 +79,60 @@ def colours(
                 except subprocess.TimeoutExpired:
                     p.proc.kill()
                     p.proc.wait()
+
+
+def _up_or_exited(proc: subprocess.Popen[bytes], port: int) -> bool:
+    return proc.poll() is not None or port_open(port)
+
+
+def _start_cluster_node(exe: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+    for attempt in range(3):  # a free port can be taken by a neighbour between choosing and binding
+        port, bus = free_port(), free_port()  # the default bus port (+10000) may not be free
+        node = workdir / f"node-{port}"
+        node.mkdir(parents=True, exist_ok=True)
+        log = node / "redis.log"
+        args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
+        args += ["--cluster-port", str(bus), "--cluster-config-file", str(node / "nodes.conf")]
+        args += ["--save", "", "--appendonly", "no", "--dir", str(node), "--logfile", str(log)]
+        proc = subprocess.Popen(args)
+        up = functools.partial(_up_or_exited, proc, port)
+        wait_for(f"redis-server (cluster) on :{port}", up, 20)
+        if proc.poll() is None:
+            return proc, port, bus
+        if attempt == 2:
+            raise RuntimeError(f"redis-server (cluster) exited: {log.read_text()[-500:]}")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="module")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis Cluster of three masters on loopback, the 16384 slots split between them, as
+    the ``redis+cluster://`` URL the gateway takes (one node: the client discovers the others)."""
+    exe = shutil.which("redis-server")
+    assert exe is not None, "redis-server not found: `apt-get install redis-server` (make deps does this)"
+    workdir = tmp_path_factory.mktemp("redis-cluster")
+    nodes: list[tuple[subprocess.Popen[bytes], int, int]] = []
+    try:
+        for _ in range(3):
+            nodes.append(_start_cluster_node(exe, workdir))
+        admins = [redis.Redis(port=port) for _, port, _ in nodes]
+        per = 16384 // len(nodes)
+        for i, admin in enumerate(admins):
+            last = 16383 if i == len(nodes) - 1 else (i + 1) * per - 1
+            admin.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
+        for _, port, bus in nodes[1:]:
+            admins[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus)
+
+        def formed() -> bool:
+            infos = [admin.cluster("info") for admin in admins]
+            return all(
+                i["cluster_state"] == "ok" and int(i["cluster_known_nodes"]) == len(nodes) for i in infos
+            )
+
+        wait_for("a Redis Cluster of three masters", formed, timeout=30)
+        for admin in admins:
+            admin.close()
+        yield f"redis+cluster://127.0.0.1:{nodes[0][1]}"
+    finally:
+        for proc, _, _ in nodes:
+            stop(proc)

@@ -147,9 +147,10 @@ class UpstreamPool:
         origin, prefix = self._origin(base)
         started = time.perf_counter()
         try:
-            resp = await self._client.request(
-                method, origin, prefix + path, headers, body, self.response_timeout, self.connect_timeout
-            )
+            with breaker.guard():  # any exception fails the call; a cancelled trial frees its slot
+                resp = await self._client.request(
+                    method, origin, prefix + path, headers, body, self.response_timeout, self.connect_timeout
+                )
         except TimeoutError:
             self._failed(model, base, breaker, "timeout")
             raise FerryError(ErrorCode.UPSTREAM_TIMEOUT, f"model {model} did not answer in time") from None
@@ -194,7 +195,7 @@ class UpstreamPool:
         return bool(doc.get("ready", True)) if isinstance(doc, dict) else True
 
     def _failed(self, model: str, base: str, breaker: CircuitBreaker, kind: str) -> None:
-        breaker.failure()
+        # the breaker's guard has counted the failure already
         metrics.UPSTREAM_ERRORS.labels(model, kind).inc()
         self._gauge(base, breaker)
 
