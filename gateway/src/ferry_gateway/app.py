@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 from ferry_common.asgi import RawHeaders, Receive, Scope, Send, lifespan, read_body, too_large
+from ferry_common.contract import MAX_BODY_BYTES
 from ferry_common.errors import ErrorCode, FerryError, FieldError
 from ferry_common.logs import bind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -91,7 +92,7 @@ class Gateway:
         upstreams: Upstreams,
         pool: UpstreamPool,
         *,
-        max_body_bytes: int = 10 * 1024 * 1024,
+        max_body_bytes: int = MAX_BODY_BYTES,
         access_log: bool = False,
         on_startup: list[Callable[[], Awaitable[None]]] | None = None,
         on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry_common import envconfig
-from ferry_common.contract import API_KEY_SELECTOR
+from ferry_common.contract import API_KEY_SELECTOR, MAX_BODY_BYTES
 from ferry_common.envconfig import ConfigError, Var
 
 from ferry_gateway.edge import cors as edge_cors
@@ -23,7 +23,8 @@ from ferry_gateway.edge.cors import CorsPolicy
 
 __all__ = ["CLI_ENVIRONMENT", "ENVIRONMENT", "ConfigError", "Settings", "load"]
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+# the predictors' own limit (ferry_common.contract): a larger one would bill bodies they refuse
+DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES
 DEFAULT_DEV_DIR = ".local/gateway"
 DEFAULT_DEV_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONSUMERS_FILE = "consumers.yaml"  # what `ferry keys` edits when neither --file nor the variable says
@@ -74,7 +75,13 @@ ENVIRONMENT: tuple[Var, ...] = (
         "also watch ModelDeployments there for GET /v1/models and 404s",
     ),
     Var("FERRY_UPSTREAM_TIMEOUT", "seconds before 504", "30", envconfig.positive_float),
-    Var("FERRY_MAX_BODY_BYTES", "request body limit", str(DEFAULT_MAX_BODY_BYTES), envconfig.positive_int),
+    Var(
+        "FERRY_MAX_BODY_BYTES",
+        "request body limit, checked before any quota is spent (keep it at most the predictors' "
+        f"{MAX_BODY_BYTES})",
+        str(DEFAULT_MAX_BODY_BYTES),
+        envconfig.positive_int,
+    ),
     Var("FERRY_ACCESS_LOG", "true: one JSON line per request", "false", envconfig.boolean),
     Var(
         "FERRY_LOG_LEVEL",

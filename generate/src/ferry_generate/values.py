@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Required
 
+from ferry_common.contract import MAX_BODY_BYTES
 from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
@@ -255,7 +256,15 @@ class Gateway(TypedDict, total=False):
         ]
     ]
     upstreamTimeoutSeconds: PositiveSeconds
-    maxBodyBytes: Annotated[int, Field(ge=1024)]
+    maxBodyBytes: Annotated[
+        int,
+        Field(
+            ge=1024,
+            le=MAX_BODY_BYTES,
+            description="Largest request body (413 before any quota is spent); at most the "
+            "predictors' own limit, which would refuse anything larger after it was billed.",
+        ),
+    ]
     accessLog: bool
     logLevel: Literal["debug", "info", "warning"]
     secretName: OptionalName

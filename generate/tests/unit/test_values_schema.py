@@ -67,6 +67,7 @@ def _set(path: str, value: Any) -> dict[str, Any]:
         ("gateway.rateLimitFailureMode", "sometimes", ["gateway", "rateLimitFailureMode"]),
         ("gateway.replicaz", 3, ["gateway"]),
         ("gateway.port", 70000, ["gateway", "port"]),
+        ("gateway.maxBodyBytes", 10 * 1024 * 1024, ["gateway", "maxBodyBytes"]),
         ("gateway.secretName", "", ["gateway"]),
         ("image.pullPolicy", "Sometimes", ["image", "pullPolicy"]),
         ("operator.peering.name", "Not_DNS", ["operator", "peering", "name"]),

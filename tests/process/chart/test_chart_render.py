@@ -166,6 +166,8 @@ def test_environments_differ_where_they_should() -> None:
         ),
         ("gateway.replicaz=3", "additional properties 'replicaz' not allowed"),
         ("gateway.port=70000", "at '/gateway/port': maximum: got 70,000, want 65,535"),
+        # past the predictors' limit, quota would be spent on bodies they refuse (issue 13, 12)
+        ("gateway.maxBodyBytes=1048577", "at '/gateway/maxBodyBytes': maximum: got 1.048577"),
         ("gateway.secretName=", "at '/gateway/secretName': minLength: got 0, want 1"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
         ("operator.peering.name=Not_DNS", "at '/operator/peering/name'"),
