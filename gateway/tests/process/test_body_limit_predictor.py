@@ -65,10 +65,10 @@ def post(gw: GatewayServer, body: bytes, chunked: bool = False) -> httpx.Respons
     return httpx.post(f"{gw.url}{PATH}", content=content, headers=headers, timeout=30)
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_body_past_the_predictors_limit_is_refused_by_the_gateway_for_free(
-    gateway: GatewayServer, colours: dict[str, Predictor]
+    gateway: GatewayServer, colours: dict[str, Predictor], chunked: bool
 ) -> None:
-    chunked = False
     before = quota_left(gateway)
     refused = post(gateway, body_of(MAX_BODY_BYTES + 1), chunked)
     assert refused.status_code == 413, refused.text

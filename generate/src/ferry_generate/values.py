@@ -265,6 +265,20 @@ class Gateway(TypedDict, total=False):
             "predictors' own limit, which would refuse anything larger after it was billed.",
         ),
     ]
+    headerTimeoutSeconds: Annotated[
+        float, Field(gt=0, description="Seconds a client has to send its request line and headers.")
+    ]
+    bodyTimeoutSeconds: Annotated[
+        float, Field(gt=0, description="Seconds a client has to send its request body (408, no quota spent).")
+    ]
+    maxHeaderBytes: Annotated[int, Field(ge=4096, description="Largest request line plus headers (413).")]
+    limitConcurrency: Annotated[
+        int,
+        Field(ge=1, description="Open connections plus requests in flight per pod; past it, 503 at once."),
+    ]
+    keepAliveSeconds: Annotated[
+        float, Field(gt=0, description="Seconds an idle keep-alive connection is kept between requests.")
+    ]
     accessLog: bool
     logLevel: Literal["debug", "info", "warning"]
     secretName: OptionalName

@@ -68,6 +68,8 @@ def _set(path: str, value: Any) -> dict[str, Any]:
         ("gateway.replicaz", 3, ["gateway"]),
         ("gateway.port", 70000, ["gateway", "port"]),
         ("gateway.maxBodyBytes", 10 * 1024 * 1024, ["gateway", "maxBodyBytes"]),
+        ("gateway.headerTimeoutSeconds", 0, ["gateway", "headerTimeoutSeconds"]),
+        ("gateway.limitConcurrency", 0, ["gateway", "limitConcurrency"]),
         ("gateway.secretName", "", ["gateway"]),
         ("image.pullPolicy", "Sometimes", ["image", "pullPolicy"]),
         ("operator.peering.name", "Not_DNS", ["operator", "peering", "name"]),
