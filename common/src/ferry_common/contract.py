@@ -59,6 +59,11 @@ LABEL_CONSUMER = f"{GROUP}/consumer"
 API_KEY_SELECTOR = f"{LABEL_API_KEY}=true"
 PART_OF = "ferry"
 
+# The largest request body the gateway forwards and a predictor accepts (413 past it): one number
+# for both, so the gateway never spends a caller's rate limit and quota on a body the predictor is
+# sure to refuse. The gateway's FERRY_MAX_BODY_BYTES may be lower, never usefully higher.
+MAX_BODY_BYTES = 1 << 20
+
 
 class PredictorEnv:
     """The environment variables the operator sets on a predictor and the predictor reads."""

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from ferry_gateway.factory import build_gateway
+    from ferry_gateway.server import uvicorn_options
 
     try:
         app = build_gateway(s)
@@ -82,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         lifespan="on",
         loop="uvloop",
-        http="httptools",
         server_header=False,
         date_header=False,
+        **uvicorn_options(s),  # httptools with header limits, connection limits
     )
     return 0
 

@@ -4,11 +4,14 @@ is added to every prediction).
 Every call naming a model (``upstream.routing.Kind``: v1 list, readiness and predict; v2
 metadata, readiness and infer, each with or without a version) starts the same way in
 ``_model_call``: authenticate (401) -> scopes and allow-list (403) -> the version's colour (404).
-A prediction then goes on: route (404/503) -> declared body size (413) -> rate limit and quota in
-one Redis round trip (429/503) -> read and check the body (413/400; with the binary tensor
-extension only its JSON header) -> forward (502/503/504 on predictor failure); ``_predict``
-reads as those steps. Metadata and readiness spend no rate limit or quota. The server's own
-health and metadata (``_UNAUTHENTICATED``) need no credentials.
+A prediction then goes on: route (404/503) -> declared body size (413) -> read the body, within
+its size limit and deadline (413/408) -> rate limit and quota in one Redis round trip (429/503)
+-> check the body (400; with the binary tensor extension only its JSON header) -> forward
+(502/503/504 on predictor failure); ``_predict`` reads as those steps. The body is read before
+the limiter is asked so that a client too slow to send it, or one that hangs up, is refused
+without spending its rate limit or quota (a refund would cost a second round trip). Metadata
+and readiness spend no rate limit or quota. The server's own health and metadata
+(``_UNAUTHENTICATED``) need no credentials.
 
 Around the routes sits the edge (``ferry_gateway.edge``), one ASGI class per concern: request
 ids, then CORS (a preflight is answered there, before any credential is looked at or any quota
@@ -26,6 +29,7 @@ from typing import Any
 
 import orjson
 from ferry_common.asgi import RawHeaders, Receive, Scope, Send, lifespan, read_body, too_large
+from ferry_common.contract import MAX_BODY_BYTES
 from ferry_common.errors import ErrorCode, FerryError, FieldError
 from ferry_common.logs import bind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -91,7 +95,8 @@ class Gateway:
         upstreams: Upstreams,
         pool: UpstreamPool,
         *,
-        max_body_bytes: int = 10 * 1024 * 1024,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        body_timeout_seconds: float | None = 30.0,
         access_log: bool = False,
         on_startup: list[Callable[[], Awaitable[None]]] | None = None,
         on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
@@ -106,6 +111,7 @@ class Gateway:
         self.upstreams = upstreams
         self.pool = pool
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
         self.access_log = access_log
         self.on_startup = on_startup or []
         self.on_shutdown = on_shutdown or []
@@ -298,11 +304,12 @@ class Gateway:
         model = route.model
         base = self._route(model, preview)
         self._check_declared_size(headers)
+        raw = await read_body(receive, limit=self.max_body_bytes, deadline_seconds=self.body_timeout_seconds)
         decision = await self._limit(principal, model)
         limit_headers = rate_limit_headers(decision)
         binary = route.kind is Kind.V2_INFER and INFERENCE_HEADER in headers
         try:
-            body = await self._checked_body(receive, headers.get(INFERENCE_HEADER) if binary else None)
+            body = self._checked_body(raw, headers.get(INFERENCE_HEADER) if binary else None)
             resp = await self.pool.post(
                 model,
                 base,
@@ -478,10 +485,9 @@ class Gateway:
         if size > self.max_body_bytes:
             raise too_large(self.max_body_bytes)
 
-    async def _checked_body(self, receive: Receive, json_length: bytes | None) -> bytes:
-        """The body (413 past the limit, ClientDisconnected if the client leaves), checked as JSON;
-        with the binary tensor extension only its JSON header is, the tensors' bytes pass as sent."""
-        body = await read_body(receive, limit=self.max_body_bytes)
+    def _checked_body(self, body: bytes, json_length: bytes | None) -> bytes:
+        """The body checked as JSON; with the binary tensor extension only its JSON header is,
+        the tensors' bytes pass as sent."""
         header = body if json_length is None else body[: self._json_header_length(json_length, len(body))]
         try:
             orjson.loads(header)

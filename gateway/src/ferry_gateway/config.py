@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry_common import envconfig
-from ferry_common.contract import API_KEY_SELECTOR
+from ferry_common.contract import API_KEY_SELECTOR, MAX_BODY_BYTES
 from ferry_common.envconfig import ConfigError, Var
 
 from ferry_gateway.edge import cors as edge_cors
@@ -23,7 +23,16 @@ from ferry_gateway.edge.cors import CorsPolicy
 
 __all__ = ["CLI_ENVIRONMENT", "ENVIRONMENT", "ConfigError", "Settings", "load"]
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+# the predictors' own limit (ferry_common.contract): a larger one would bill bodies they refuse
+DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES
+# Connection limits (issue 13, finding 7): see ferry_gateway.server for what each bounds.
+DEFAULT_LIMIT_CONCURRENCY = 1000
+# longer than an Ingress controller keeps idle upstream connections (ingress-nginx: 60 s), so the
+# proxy never reuses one the gateway has just closed (a 502 for a prediction it will not retry)
+DEFAULT_KEEP_ALIVE_SECONDS = 75.0
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
+DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_DEV_DIR = ".local/gateway"
 DEFAULT_DEV_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONSUMERS_FILE = "consumers.yaml"  # what `ferry keys` edits when neither --file nor the variable says
@@ -74,7 +83,45 @@ ENVIRONMENT: tuple[Var, ...] = (
         "also watch ModelDeployments there for GET /v1/models and 404s",
     ),
     Var("FERRY_UPSTREAM_TIMEOUT", "seconds before 504", "30", envconfig.positive_float),
-    Var("FERRY_MAX_BODY_BYTES", "request body limit", str(DEFAULT_MAX_BODY_BYTES), envconfig.positive_int),
+    Var(
+        "FERRY_MAX_BODY_BYTES",
+        "request body limit, checked before any quota is spent (keep it at most the predictors' "
+        f"{MAX_BODY_BYTES})",
+        str(DEFAULT_MAX_BODY_BYTES),
+        envconfig.positive_int,
+    ),
+    Var(
+        "FERRY_BODY_TIMEOUT_SECONDS",
+        "seconds a client has to send its whole request body, else 408 (no quota spent)",
+        f"{DEFAULT_BODY_TIMEOUT_SECONDS:g}",
+        envconfig.positive_float,
+    ),
+    Var(
+        "FERRY_HEADER_TIMEOUT_SECONDS",
+        "seconds a client has, from connecting or from its next request's first byte, to send the "
+        "request line and headers; then 408 and the connection is closed",
+        f"{DEFAULT_HEADER_TIMEOUT_SECONDS:g}",
+        envconfig.positive_float,
+    ),
+    Var(
+        "FERRY_MAX_HEADER_BYTES",
+        "largest request line plus headers; larger: 413 and the connection is closed",
+        str(DEFAULT_MAX_HEADER_BYTES),
+        envconfig.positive_int,
+    ),
+    Var(
+        "FERRY_LIMIT_CONCURRENCY",
+        "open connections (idle ones included) plus requests in flight one gateway process takes; "
+        "past it a request gets 503 at once",
+        str(DEFAULT_LIMIT_CONCURRENCY),
+        envconfig.positive_int,
+    ),
+    Var(
+        "FERRY_KEEP_ALIVE_SECONDS",
+        "seconds an idle keep-alive connection is kept between requests",
+        f"{DEFAULT_KEEP_ALIVE_SECONDS:g}",
+        envconfig.positive_float,
+    ),
     Var("FERRY_ACCESS_LOG", "true: one JSON line per request", "false", envconfig.boolean),
     Var(
         "FERRY_LOG_LEVEL",
@@ -160,6 +207,11 @@ class Settings:
     namespace: str | None = None
     upstream_timeout: float = 30.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_SECONDS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY
+    keep_alive_seconds: float = DEFAULT_KEEP_ALIVE_SECONDS
     access_log: bool = False
     log_level: str = "info"
     kubernetes_service_host: str | None = None
@@ -216,6 +268,11 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
         namespace=env["FERRY_MODEL_NAMESPACE"],
         upstream_timeout=env["FERRY_UPSTREAM_TIMEOUT"],
         max_body_bytes=env["FERRY_MAX_BODY_BYTES"],
+        body_timeout_seconds=env["FERRY_BODY_TIMEOUT_SECONDS"],
+        header_timeout_seconds=env["FERRY_HEADER_TIMEOUT_SECONDS"],
+        max_header_bytes=env["FERRY_MAX_HEADER_BYTES"],
+        limit_concurrency=env["FERRY_LIMIT_CONCURRENCY"],
+        keep_alive_seconds=env["FERRY_KEEP_ALIVE_SECONDS"],
         access_log=env["FERRY_ACCESS_LOG"] or bool(getattr(flags, "access_log", False)),
         log_level=env["FERRY_LOG_LEVEL"],
         kubernetes_service_host=env["KUBERNETES_SERVICE_HOST"],

@@ -68,6 +68,7 @@ def build_gateway(s: Settings) -> Gateway:
         upstreams,
         UpstreamPool(timeout=s.upstream_timeout),
         max_body_bytes=s.max_body_bytes,
+        body_timeout_seconds=s.body_timeout_seconds,
         access_log=s.access_log,
         on_startup=parts.startup,
         on_shutdown=parts.shutdown,

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Required
 
+from ferry_common.contract import MAX_BODY_BYTES
 from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
@@ -255,7 +256,29 @@ class Gateway(TypedDict, total=False):
         ]
     ]
     upstreamTimeoutSeconds: PositiveSeconds
-    maxBodyBytes: Annotated[int, Field(ge=1024)]
+    maxBodyBytes: Annotated[
+        int,
+        Field(
+            ge=1024,
+            le=MAX_BODY_BYTES,
+            description="Largest request body (413 before any quota is spent); at most the "
+            "predictors' own limit, which would refuse anything larger after it was billed.",
+        ),
+    ]
+    headerTimeoutSeconds: Annotated[
+        float, Field(gt=0, description="Seconds a client has to send its request line and headers.")
+    ]
+    bodyTimeoutSeconds: Annotated[
+        float, Field(gt=0, description="Seconds a client has to send its request body (408, no quota spent).")
+    ]
+    maxHeaderBytes: Annotated[int, Field(ge=4096, description="Largest request line plus headers (413).")]
+    limitConcurrency: Annotated[
+        int,
+        Field(ge=1, description="Open connections plus requests in flight per pod; past it, 503 at once."),
+    ]
+    keepAliveSeconds: Annotated[
+        float, Field(gt=0, description="Seconds an idle keep-alive connection is kept between requests.")
+    ]
     accessLog: bool
     logLevel: Literal["debug", "info", "warning"]
     secretName: OptionalName

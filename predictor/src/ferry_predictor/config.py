@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ferry_common import envconfig
+from ferry_common import contract, envconfig
 from ferry_common.contract import PredictorEnv
 from ferry_common.envconfig import ConfigError, Var, positive_int
 
 PROG = "ferry-predictor"
-DEFAULT_MAX_BODY_BYTES = 1 << 20
+# the gateway's default too: it refuses larger bodies before spending any quota on them
+DEFAULT_MAX_BODY_BYTES = contract.MAX_BODY_BYTES
 DEFAULT_MAX_BATCH_ROWS = 1000
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
 DEFAULT_HTTP_PORT = 8080

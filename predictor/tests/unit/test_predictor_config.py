@@ -103,3 +103,12 @@ def test_the_environment_is_read_nowhere_else_in_the_package() -> None:
     reads = re.compile(r"os\.environ|getenv|envconfig\.environment\(")
     offenders = [p.name for p in SRC.glob("*.py") if p.name != "config.py" and reads.search(p.read_text())]
     assert offenders == []
+
+
+def test_the_body_limit_is_the_one_the_gateway_applies_before_spending_quota() -> None:
+    # issue 13, finding 12: the same constant is the gateway's default, so no body the gateway
+    # forwards (and bills) by default is one the predictor refuses with 413
+    from ferry_common.contract import MAX_BODY_BYTES
+
+    assert DEFAULT_MAX_BODY_BYTES == MAX_BODY_BYTES
+    assert load(["--model_name=m"], BASE).max_body_bytes == MAX_BODY_BYTES

@@ -96,6 +96,33 @@ def test_component_settings_accept_the_rendered_environment(env: str | None) -> 
     parser().parse_args(gateway.get("args", []))  # flags the gateway knows
 
 
+@pytest.mark.parametrize("env", ALL_ENVS, ids=lambda e: e or "default")
+def test_the_gateway_gets_the_predictors_body_limit_and_its_connection_limits(env: str | None) -> None:
+    # issue 13, findings 7 and 12: a body limit no larger than the predictors' (a larger one
+    # bills bodies they refuse), and every slow-client limit passed to the gateway
+    from ferry_common.contract import MAX_BODY_BYTES
+    from ferry_gateway import config
+
+    gateway = _by_kind(template(env), "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    rendered = _env(gateway)
+    settings = load_gateway_config(environ=rendered)
+    assert settings.max_body_bytes <= MAX_BODY_BYTES
+    for name in (
+        "FERRY_HEADER_TIMEOUT_SECONDS",
+        "FERRY_BODY_TIMEOUT_SECONDS",
+        "FERRY_MAX_HEADER_BYTES",
+        "FERRY_LIMIT_CONCURRENCY",
+        "FERRY_KEEP_ALIVE_SECONDS",
+    ):
+        assert name in rendered, f"{name} not set by the chart"
+    defaults = config.Settings()
+    assert (settings.header_timeout_seconds, settings.body_timeout_seconds, settings.limit_concurrency) == (
+        defaults.header_timeout_seconds,
+        defaults.body_timeout_seconds,
+        defaults.limit_concurrency,
+    )
+
+
 def test_operator_args_are_flags_the_operator_knows() -> None:
     from ferry_operator import __main__ as op_main
 
@@ -166,6 +193,8 @@ def test_environments_differ_where_they_should() -> None:
         ),
         ("gateway.replicaz=3", "additional properties 'replicaz' not allowed"),
         ("gateway.port=70000", "at '/gateway/port': maximum: got 70,000, want 65,535"),
+        # past the predictors' limit, quota would be spent on bodies they refuse (issue 13, 12)
+        ("gateway.maxBodyBytes=1048577", "at '/gateway/maxBodyBytes': maximum: got 1.048577"),
         ("gateway.secretName=", "at '/gateway/secretName': minLength: got 0, want 1"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
         ("operator.peering.name=Not_DNS", "at '/operator/peering/name'"),
