@@ -183,11 +183,14 @@ DEV_KEYS = {
 }
 
 
+DEV_CONSUMERS = (
+    Consumer("dev-free", "free", frozenset({"predict"})),
+    Consumer("dev-pro", "pro", frozenset({"predict", "preview", "admin"})),
+)
+
+
 def dev_index(pepper: bytes) -> ConsumerIndex:
-    consumers = [
-        Consumer("dev-free", "free", frozenset({"predict"})),
-        Consumer("dev-pro", "pro", frozenset({"predict", "preview", "admin"})),
-    ]
+    consumers = list(DEV_CONSUMERS)
     keys = {}
     for name, key in DEV_KEYS.items():
         h = hash_key(pepper, key)
