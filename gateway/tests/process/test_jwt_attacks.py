@@ -248,6 +248,25 @@ def test_a_key_removed_from_the_jwks_stops_its_cached_tokens_within_the_refresh(
         idp.shutdown()
 
 
+@pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "streamed"])
+async def test_an_oversized_jwks_is_refused_and_the_known_keys_kept(
+    with_length: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # finding 12: the JWKS body was read whole, whatever its size
+    url, jwks, idp = _jwks_server({"keys": [JWKS["keys"][0]]}, with_length)
+    clock = [0.0]
+    source = UrlKeys(url, ttl=300, clock=lambda: clock[0], max_bytes=64 * 1024)
+    try:
+        assert set(await source.current()) == {"rsa1"}
+        jwks.doc = {"keys": JWKS["keys"], "padding": "x" * (1024 * 1024)}
+        clock[0] = 301.0
+        assert set(await source.current()) == {"rsa1"}
+        assert "larger than 65536 bytes" in caplog.text
+    finally:
+        await source.close()
+        idp.shutdown()
+
+
 def test_a_token_never_spends_or_takes_the_tier_of_the_consumer_it_names(
     redis_url: str, active_upstream: Upstream
 ) -> None:
