@@ -234,6 +234,11 @@ class Authenticator:
             method="jwt",
         )
 
+    def declared(self, name: str) -> Principal | None:
+        """A declared consumer as its API keys authenticate it (for an admin's look-up)."""
+        c = self.consumers.consumer(name)
+        return None if c is None else Principal(c.name, c.tier, c.scopes, c.models, "api_key")
+
     def forget_cached_tokens(self) -> None:
         self._cache.clear()
         self._refused.clear()
