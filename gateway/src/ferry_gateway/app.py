@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -207,7 +208,7 @@ class Gateway:
             return await self._model_call(route, receive, send, headers, ctx)
         if path == "/v1/usage":
             self._require_method(method, "GET")
-            return await self._usage(send, headers, ctx)
+            return await self._usage(send, headers, ctx, scope.get("query_string", b""))
         if path in _UNAUTHENTICATED or path.startswith(("/livez/", "/readyz/")):
             self._require_method(method, "GET")
             return await self._server_call(path, scope.get("query_string", b""), send, ctx)
@@ -588,8 +589,8 @@ class Gateway:
         models = await asyncio.gather(*(describe(n) for n in names))
         return await respond(send, ctx, 200, _json({"models": models}))
 
-    async def _usage(self, send: Send, headers: Headers, ctx: RequestContext) -> int:
-        principal = await self._principal(headers, ctx)
+    async def _usage(self, send: Send, headers: Headers, ctx: RequestContext, query: bytes) -> int:
+        principal = self._usage_subject(await self._principal(headers, ctx), query)
         tier = self.limiter.limits.tier(principal.tier)
         decision = await self.limiter.peek(principal.consumer, principal.tier)
         doc: dict[str, Any] = {
@@ -613,6 +614,30 @@ class Gateway:
                 "resetSeconds": decision.quota.reset_seconds,
             }
         return await respond(send, ctx, 200, _json(doc))
+
+    def _usage_subject(self, caller: Principal, query: bytes) -> Principal:
+        """Whose usage: the caller's, or with ``?consumer=NAME`` a declared consumer's, which
+        takes the ``admin`` scope (the one thing that scope grants)."""
+        names = urllib.parse.parse_qs(query.decode("latin-1")).get("consumer")
+        if not names or names == [caller.consumer]:
+            return caller
+        if len(names) > 1:
+            raise FerryError(
+                ErrorCode.INVALID_INPUT, "name one consumer", [FieldError("consumer", "given more than once")]
+            )
+        if "admin" not in caller.scopes:
+            raise self._forbid(
+                "missing_scope", "another consumer's usage needs the 'admin' scope", "consumer"
+            )
+        declared = self.auth.declared(names[0])
+        if declared is None:
+            # a JWT consumer's tier lives in its tokens: only declared consumers can be looked up
+            raise FerryError(
+                ErrorCode.NOT_FOUND,
+                f"no declared consumer {names[0]!r}",
+                [FieldError("consumer", "not a declared consumer")],
+            )
+        return declared
 
     # ---- the server itself: health and metadata, no credentials -----------------------------
     async def _server_call(self, path: str, query: bytes, send: Send, ctx: RequestContext) -> int:

@@ -35,7 +35,7 @@ from ferry_gateway.auth.apikeys import (
 from ferry_gateway.auth.devkeys import DEV_AUDIENCE, DEV_ISSUER, dev_jwks, mint_token
 from ferry_gateway.config import ConfigError, Settings
 from ferry_gateway.consumers.crd import SCOPES
-from ferry_gateway.consumers.registry import parse_consumers_file
+from ferry_gateway.consumers.registry import DEV_CONSUMERS, parse_consumers_file
 
 
 def _scopes(value: str) -> list[str]:
@@ -183,10 +183,15 @@ def keys_list(args: argparse.Namespace, _: Settings) -> int:
 
 def token(args: argparse.Namespace, settings: Settings) -> int:
     scopes = None if args.scopes is None else [s for group in args.scopes for s in group]
+    tier = args.tier
+    # The gateway gives a token only what its claims grant (a Consumer of the same name lends it
+    # nothing), so this dev identity provider writes a dev consumer's tier and scopes into it.
+    dev = next((c for c in DEV_CONSUMERS if c.name == args.consumer), None)
+    if dev is not None:
+        scopes = sorted(dev.scopes) if scopes is None else scopes
+        tier = dev.tier if tier is None else tier
     print(
-        mint_token(
-            settings.dev_dir, args.consumer, scopes, args.tier, args.expires_in, args.audience, args.issuer
-        )
+        mint_token(settings.dev_dir, args.consumer, scopes, tier, args.expires_in, args.audience, args.issuer)
     )
     return 0
 
@@ -253,9 +258,12 @@ def parser(consumers_file: str = config.DEFAULT_CONSUMERS_FILE) -> argparse.Argu
         nargs="+",
         default=None,
         metavar="SCOPE",
-        help="scopes, space- or comma-separated (default: the consumer's)",
+        help="scopes, space- or comma-separated (default: dev-free's or dev-pro's for those; "
+        "otherwise no claim, which the gateway reads as predict)",
     )
-    t.add_argument("--tier", help="tier claim (default: the consumer's)")
+    t.add_argument(
+        "--tier", help="tier claim (default: dev-free's or dev-pro's for those; otherwise none: free)"
+    )
     t.add_argument("--expires-in", type=_positive, default=3600, metavar="SECONDS", help="default 3600")
     t.add_argument("--audience", default=DEV_AUDIENCE, help=f"default {DEV_AUDIENCE}")
     t.add_argument("--issuer", default=DEV_ISSUER, help=f"default {DEV_ISSUER}")

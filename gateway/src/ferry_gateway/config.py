@@ -38,6 +38,16 @@ DEFAULT_DEV_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONSUMERS_FILE = "consumers.yaml"  # what `ferry keys` edits when neither --file nor the variable says
 
 
+def _https_url(raw: str) -> str:
+    """The JWKS URL: https only. Keys fetched in clear could be swapped by anyone on the path,
+    and whoever holds a key mints any token. (Tests serving a JWKS on loopback build UrlKeys
+    directly; nothing in --dev fetches one.)"""
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() != "https" or not rest:
+        raise ValueError("must be an https:// URL (keys fetched over plain http can be swapped in transit)")
+    return raw
+
+
 def _failure_mode(raw: str) -> bool:
     """True for fail-open."""
     return envconfig.choice("open", "closed")(raw) == "open"
@@ -60,7 +70,17 @@ ENVIRONMENT: tuple[Var, ...] = (
     Var("FERRY_CONSUMER_NAMESPACE", "watch Consumer resources + labelled key Secrets in this namespace"),
     Var("FERRY_KEY_SECRET_SELECTOR", "label selector of API-key Secrets", API_KEY_SELECTOR),
     Var("FERRY_LIMITS_FILE", "YAML file of tiers and per-model overrides"),
-    Var("FERRY_JWKS_URL", "JWKS URL (cached, refreshed on unknown kid)"),
+    Var(
+        "FERRY_JWKS_URL",
+        "https:// JWKS URL (cached, refreshed every FERRY_JWKS_REFRESH_SECONDS and on unknown kid)",
+        parse=_https_url,
+    ),
+    Var(
+        "FERRY_JWKS_REFRESH_SECONDS",
+        "how often the JWKS URL is refetched: a key removed there stops its tokens within this",
+        "300",
+        envconfig.positive_float,
+    ),
     Var("FERRY_JWKS_FILE", "static JWKS file"),
     Var("FERRY_JWT_ISSUER", "required iss claim (mandatory with a JWKS outside --dev)"),
     Var("FERRY_JWT_AUDIENCE", "required aud claim (mandatory with a JWKS outside --dev)"),
@@ -192,6 +212,7 @@ class Settings:
     key_secret_selector: str = API_KEY_SELECTOR
     limits_file: str | None = None
     jwks_url: str | None = None
+    jwks_refresh_seconds: float = 300.0
     jwks_file: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
@@ -252,6 +273,7 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
         key_secret_selector=env["FERRY_KEY_SECRET_SELECTOR"],
         limits_file=getattr(flags, "limits", None) or env["FERRY_LIMITS_FILE"],
         jwks_url=env["FERRY_JWKS_URL"],
+        jwks_refresh_seconds=env["FERRY_JWKS_REFRESH_SECONDS"],
         jwks_file=env["FERRY_JWKS_FILE"],
         jwt_issuer=env["FERRY_JWT_ISSUER"],
         jwt_audience=env["FERRY_JWT_AUDIENCE"],

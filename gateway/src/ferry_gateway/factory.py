@@ -109,7 +109,7 @@ def _jwt(s: Settings) -> tuple[KeySource | None, JwtSettings | None]:
     """Where signing keys come from and what a token must say; (None, None) without JWTs."""
     keys: KeySource | None = None
     if s.jwks_url:
-        keys = UrlKeys(s.jwks_url)
+        keys = UrlKeys(s.jwks_url, ttl=s.jwks_refresh_seconds)
     elif s.jwks_file:
         keys = StaticKeys.from_file(Path(s.jwks_file))
     elif s.dev:

@@ -110,7 +110,7 @@ def test_production_config_from_environment_only(
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         )
-        assert ok.status_code == 200 and ok.json()["headers"]["x-ferry-consumer"] == "svc-a"
+        assert ok.status_code == 200 and ok.json()["headers"]["x-ferry-consumer"] == "jwt:svc-a"
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -13,11 +13,12 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from ferry_devcluster.procs import free_port
+from ferry_devcluster.procs import free_port, wait_for
 from ferry_gateway.auth.jwks import UrlKeys
 from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry
+from ferry_gateway.limits.tiers import DEFAULT_TIERS, LimitsConfig, TierLimits
 from ferry_gateway.upstream.routing import Upstreams
-from ferry_testing.gateway import PEPPER, GatewayServer, Upstream, build_app
+from ferry_testing.gateway import PEPPER, GatewayServer, Keys, Upstream, build_app, consumer_index
 from ferry_testing.gateway_jwt import (
     EC,
     ED,
@@ -93,7 +94,7 @@ def test_attack_is_refused_with_reason(gateway: str, attack: str) -> None:
 def test_each_supported_algorithm_is_accepted(gateway: str, key: Any, alg: str, kid: str) -> None:
     resp = call(gateway, sign(claims(sub=f"ok-{alg.lower()}"), key, alg, kid))
     assert resp.status_code == 200, resp.text
-    assert resp.json()["headers"]["x-ferry-consumer"] == f"ok-{alg.lower()}"
+    assert resp.json()["headers"]["x-ferry-consumer"] == f"jwt:ok-{alg.lower()}"  # its own namespace
 
 
 def test_expiry_within_leeway_is_tolerated(gateway: str) -> None:
@@ -186,3 +187,124 @@ def test_control_characters_in_the_subject_are_refused(gateway: str) -> None:
     # a signed but hostile subject must not be able to inject headers into the predictor call
     resp = call(gateway, sign(claims(sub="eve\r\nx-ferry-consumer: admin")))
     assert resp.status_code == 401 and resp.json()["details"][0]["reason"] == "invalid_claim"
+
+
+def _jwks_server(doc: dict[str, Any], with_length: bool = True) -> tuple[str, Any, http.server.HTTPServer]:
+    """A JWKS endpoint of the test's own: ``handler.doc`` is what it serves from now on."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        doc: ClassVar[dict[str, Any]] = {}
+
+        def do_GET(self) -> None:
+            body = json.dumps(type(self).doc).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            if with_length:
+                self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    Handler.doc = doc
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/jwks", Handler, server
+
+
+def test_a_key_removed_from_the_jwks_stops_its_cached_tokens_within_the_refresh(
+    redis_url: str, active_upstream: Upstream
+) -> None:
+    # finding 6: a verified token stayed cached, and passing, until it expired
+    refresh = 2.0
+    url, jwks, idp = _jwks_server(JWKS)
+    keys = UrlKeys(url, ttl=refresh, min_refresh=refresh)
+    app = build_app(
+        redis_url,
+        registry=ConsumerRegistry(PEPPER),
+        keys=keys,
+        upstreams=Upstreams({"titanic": active_upstream.url}),
+    )
+    app.on_shutdown.append(keys.close)
+    gateway = GatewayServer(app)
+    try:
+        token, other = sign(claims(sub="rotating")), sign(claims(sub="stays"), EC, "ES256", "ec1")
+        for _ in range(3):  # verified once, then from the cache
+            assert call(gateway.url, token).status_code == 200
+        jwks.doc = {"keys": [k for k in JWKS["keys"] if k["kid"] != "rsa1"]}  # the IdP drops rsa1
+        # refused at the first refresh after the removal: one interval, plus the fetch itself
+        wait_for(
+            "the token of the removed key refused",
+            lambda: call(gateway.url, token).status_code == 401,
+            timeout=refresh + 3,
+            interval=0.1,
+        )
+        refused = call(gateway.url, token).json()
+        assert refused["details"] == [{"field": "authorization", "reason": "unknown_kid"}]
+        assert call(gateway.url, other).status_code == 200  # the keys still published still work
+    finally:
+        gateway.close()
+        idp.shutdown()
+
+
+@pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "streamed"])
+async def test_an_oversized_jwks_is_refused_and_the_known_keys_kept(
+    with_length: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # finding 12: the JWKS body was read whole, whatever its size
+    url, jwks, idp = _jwks_server({"keys": [JWKS["keys"][0]]}, with_length)
+    clock = [0.0]
+    source = UrlKeys(url, ttl=300, clock=lambda: clock[0], max_bytes=64 * 1024)
+    try:
+        assert set(await source.current()) == {"rsa1"}
+        jwks.doc = {"keys": JWKS["keys"], "padding": "x" * (1024 * 1024)}
+        clock[0] = 301.0
+        assert set(await source.current()) == {"rsa1"}
+        assert "larger than 65536 bytes" in caplog.text
+    finally:
+        await source.close()
+        idp.shutdown()
+
+
+def test_a_token_never_spends_or_takes_the_tier_of_the_consumer_it_names(
+    redis_url: str, active_upstream: Upstream
+) -> None:
+    # finding 9: sub=acme was billed as, and limited like, Consumer acme, with the token's tier
+    keys = Keys()
+    tiers = {**DEFAULT_TIERS, "tiny": TierLimits("tiny", per_minute=600, burst=100, per_day=2)}
+    registry = ConsumerRegistry(
+        PEPPER, consumer_index([Consumer("acme", "tiny", frozenset({"predict", "preview"}))], keys)
+    )
+    app = build_app(
+        redis_url,
+        registry=registry,
+        jwks=JWKS,
+        limits=LimitsConfig(tiers),
+        upstreams=Upstreams({"titanic": active_upstream.url}),
+    )
+    gateway = GatewayServer(app)
+    key = {"X-API-Key": keys.by_consumer["acme"]}
+    try:
+        bare = sign(claims(sub="acme", scope=None))  # names acme, grants nothing
+        assert [call(gateway.url, bare).status_code for _ in range(3)] == [200, 200, 200]
+        usage = httpx.get(
+            gateway.url + "/v1/usage", headers={"Authorization": f"Bearer {bare}"}, timeout=10
+        ).json()
+        assert (usage["consumer"], usage["tier"], usage["scopes"]) == ("jwt:acme", "free", ["predict"])
+        assert call(gateway.url, bare, **{"X-Ferry-Preview": "true"}).status_code == 403  # not acme's scopes
+        mine = httpx.get(gateway.url + "/v1/usage", headers=key, timeout=10).json()
+        assert (mine["consumer"], mine["tier"], mine["quota"]["remaining"]) == ("acme", "tiny", 2)
+        spend = [
+            httpx.post(
+                gateway.url + "/v1/models/titanic:predict", content=b"{}", headers=key, timeout=10
+            ).status_code
+            for _ in range(3)
+        ]
+        assert spend == [200, 200, 429]  # acme's own quota, its own tier
+        enterprise = sign(claims(sub="acme", tier="enterprise"))
+        assert call(gateway.url, enterprise).status_code == 200  # its own bucket, not acme's
+        again = httpx.post(gateway.url + "/v1/models/titanic:predict", content=b"{}", headers=key, timeout=10)
+        assert again.status_code == 429  # the token's tier did not lift acme's limit
+    finally:
+        gateway.close()

@@ -64,3 +64,17 @@ def test_spec_model_accepts_a_sample_and_rejects_bad_fields() -> None:
 def test_consumers_file_errors_name_the_field(text: str, where: str) -> None:
     with pytest.raises(ValueError, match=where.replace(".", r"\.")):
         parse_consumers_file(text, "consumers.yaml")
+
+
+def test_a_key_listed_twice_refuses_the_file_naming_both_consumers() -> None:
+    # finding 12: the last entry used to win, so a stale copy could undo a revocation
+    key = "hmac-sha256:0123abcd:" + "e" * 64
+    text = (
+        "consumers:\n"
+        f"  - name: acme\n    apiKeys: [{{hash: '{key}', revoked: true}}]\n"
+        f"  - name: shop\n    apiKeys: [{{hash: '{key}'}}]\n"
+    )
+    with pytest.raises(ValueError) as refused:
+        parse_consumers_file(text, "consumers.yaml")
+    message = str(refused.value)
+    assert "listed twice" in message and "'acme'" in message and "'shop'" in message

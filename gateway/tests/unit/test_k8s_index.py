@@ -38,3 +38,21 @@ def test_index_from_consumers_and_secrets() -> None:
     assert any("Consumer broken: spec.tier" in p for p in problems)
     assert any("Secret missing" in p for p in problems)
     assert not any("fry_clear_key" in str(k) for k in index.keys)  # only hashes are kept
+
+
+def test_a_key_shared_by_two_entries_is_refused_for_all_of_them() -> None:
+    # finding 12: the last one used to win, so a revoked reference could be undone by another
+    secrets = {"k1": {"apiKey": b64("fry_shared")}, "k2": {"apiKey": b64("fry_shared")}}
+    objs = [
+        consumer("acme", apiKeys=[{"name": "k1", "revoked": True}]),
+        consumer("shop", apiKeys=[{"name": "k2"}]),
+        consumer("solo", apiKeys=[{"name": "k1"}]),
+    ]
+    index, problems = build_index(objs, secrets, PEPPER)
+    with pytest.raises(KeyProblem) as refused:
+        ConsumerRegistry(PEPPER, index).authenticate_key("fry_shared")
+    assert refused.value.reason == "invalid_api_key"
+    [problem] = [p for p in problems if "refused" in p]
+    for where in ("Consumer acme (Secret k1)", "Consumer shop (Secret k2)", "Consumer solo (Secret k1)"):
+        assert where in problem
+    assert sorted(index.consumers) == ["acme", "shop", "solo"]  # the consumers themselves stay

@@ -31,6 +31,7 @@ TITLE = "Ferry chart values"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 HOSTNAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 HTTP_URL_OR_EMPTY = r"^(https?://.+)?$"
+HTTPS_URL_OR_EMPTY = r"^(https://.+)?$"  # signing keys: never fetched in clear
 # Kubernetes quantities as values files write them: "100m", "512Mi", 1, 0.5.
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 
@@ -107,7 +108,8 @@ class Operator(TypedDict, total=False):
 
 @with_config(_STRICT)
 class Jwt(TypedDict, total=False):
-    jwksUrl: Annotated[str, Field(pattern=HTTP_URL_OR_EMPTY)]
+    jwksUrl: Annotated[str, Field(pattern=HTTPS_URL_OR_EMPTY)]
+    refreshSeconds: PositiveSeconds
     issuer: str
     audience: str
 

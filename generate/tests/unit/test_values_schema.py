@@ -77,6 +77,8 @@ def _set(path: str, value: Any) -> dict[str, Any]:
         ("gateway.autoscaling.maxReplicas", "many", ["gateway", "autoscaling", "maxReplicas"]),
         ("redis.external.secretName", "", ["redis"]),
         ("gateway.resources.limits.cpu", "lots", ["gateway", "resources", "limits", "cpu"]),
+        ("gateway.jwt.jwksUrl", "http://idp.example/jwks", ["gateway", "jwt", "jwksUrl"]),
+        ("gateway.jwt.refreshSeconds", 0, ["gateway", "jwt", "refreshSeconds"]),
     ],
 )
 def test_the_schema_rejects_wrong_values(path: str, value: Any, where: list[str]) -> None:

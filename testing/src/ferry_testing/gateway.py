@@ -15,7 +15,7 @@ import uvicorn
 from ferry_devcluster.procs import free_port, port_open, wait_for
 from ferry_gateway.app import Gateway
 from ferry_gateway.auth.apikeys import hash_key, key_id
-from ferry_gateway.auth.authenticator import Authenticator
+from ferry_gateway.auth.authenticator import Authenticator, KeySource
 from ferry_gateway.auth.jwks import StaticKeys
 from ferry_gateway.auth.jwt_verify import JwtSettings
 from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
@@ -171,6 +171,7 @@ def build_app(
     registry: ConsumerRegistry,
     upstreams: Upstreams,
     jwks: Mapping[str, Any] | None = None,
+    keys: KeySource | None = None,
     limits: LimitsConfig | None = None,
     clock: FakeClock | None = None,
     fail_open: bool = True,
@@ -188,7 +189,8 @@ def build_app(
         prefix=f"t{uuid.uuid4().hex[:10]}",
     )
     settings = JwtSettings(issuer=ISSUER, audience=AUDIENCE)
-    auth = Authenticator(registry, StaticKeys(jwks or {"keys": []}), settings)
+    # keys: a live source (a JWKS URL) instead of the fixed set ``jwks``
+    auth = Authenticator(registry, keys or StaticKeys(jwks or {"keys": []}), settings)
     return Gateway(
         auth,
         limiter,

@@ -123,6 +123,14 @@ def test_the_gateway_gets_the_predictors_body_limit_and_its_connection_limits(en
     )
 
 
+def test_the_jwks_refresh_interval_reaches_the_gateway() -> None:
+    # how long a key removed at the identity provider keeps working (issue 13, finding 6)
+    docs = template("prod", "--set", "gateway.jwt.refreshSeconds=30")
+    gateway = _by_kind(docs, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    settings = load_gateway_config(environ=_env(gateway))
+    assert settings.jwks_url and settings.jwks_refresh_seconds == 30.0
+
+
 def test_operator_args_are_flags_the_operator_knows() -> None:
     from ferry_operator import __main__ as op_main
 
@@ -199,6 +207,8 @@ def test_environments_differ_where_they_should() -> None:
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
         ("operator.peering.name=Not_DNS", "at '/operator/peering/name'"),
         ("mlflow.external.trackingUri=ftp://x", "at '/mlflow/external/trackingUri'"),
+        # Signing keys are never fetched in clear: the gateway refuses http, so does the chart.
+        ("gateway.jwt.jwksUrl=http://idp.example/jwks", "at '/gateway/jwt/jwksUrl'"),
         # The gateway refuses a JWKS without issuer and audience outside dev mode; so does the chart.
         (
             "gateway.jwt.jwksUrl=https://idp.example/jwks",

@@ -23,11 +23,11 @@ def test_try_it_on_one_machine_runs_as_written() -> None:
     ran = ROOT.bash("try-it", timeout=900, isolated=True)
     *_, prediction, usage = snippets.json_docs(ran.stdout)
     assert prediction["predictions"] == [0] and prediction["model_name"] == "titanic"
-    assert usage["consumer"] == "dev-pro" and usage["scopes"] == ["predict", "preview"]
+    assert usage["consumer"] == "jwt:dev-pro" and usage["scopes"] == ["predict", "preview"]  # a JWT
 
 
 def test_the_gateway_quick_start_runs_as_written() -> None:
     ran = GATEWAY.bash("quick-start", timeout=900, isolated=True, before=A_PREDICTOR_ON_8081)
     *_, prediction, usage = snippets.json_docs(ran.stdout)
     assert prediction["predictions"] == [0]
-    assert usage["consumer"] == "dev-pro" and usage["tier"] == "pro"
+    assert usage["consumer"] == "jwt:dev-pro" and usage["tier"] == "pro"  # the tier ferry token granted

@@ -229,12 +229,24 @@ def _base() -> dict[str, Any]:
                 "get": {
                     "summary": "The caller's limits and what is left of them",
                     "operationId": "usage",
+                    "parameters": [
+                        {
+                            "name": "consumer",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "a declared consumer's usage instead (needs the admin scope)",
+                        }
+                    ],
                     "responses": {
                         "200": {
                             "description": "Usage",
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
                         "401": _err("No or bad credentials"),
+                        "403": _err("Another consumer's usage without the admin scope"),
+                        "404": _err("No such declared consumer"),
+                        "422": _err("More than one consumer named"),
                     },
                 }
             },

@@ -2,7 +2,9 @@
 
 The URL source refreshes on expiry and when a token names an unknown ``kid`` (key rotation),
 but at most once per ``min_refresh`` seconds, so a flood of made-up kids cannot turn the gateway
-into a load generator against the identity provider.
+into a load generator against the identity provider. A response is read up to ``max_bytes``
+(a key set is a few KiB; a misdirected URL must not fill the gateway's memory); a larger one is
+refused and the known keys are kept, like any failed fetch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ import jwt
 from ferry_gateway.auth.jwt_verify import parse_jwks
 
 log = logging.getLogger("ferry_gateway.auth.jwks")
+
+DEFAULT_MAX_BYTES = 256 * 1024
+
+
+class JwksTooLarge(ValueError):
+    pass
 
 
 class StaticKeys:
@@ -53,10 +61,12 @@ class UrlKeys:
         ttl: float = 300.0,
         min_refresh: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.url = url
         self.ttl = ttl
         self.min_refresh = min_refresh
+        self.max_bytes = max_bytes
         self.clock = clock
         self.keys: dict[str, jwt.PyJWK] = {}
         self.version = 0
@@ -71,7 +81,7 @@ class UrlKeys:
         try:
             async with self._session.get(self.url) as resp:
                 resp.raise_for_status()
-                doc = await resp.json(content_type=None)
+                doc = json.loads(await self._read_capped(resp))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning(
                 "JWKS fetch from %s failed (%s); keeping %d known keys", self.url, exc, len(self.keys)
@@ -82,6 +92,19 @@ class UrlKeys:
             self.keys = keys
             self.version += 1
             log.info("JWKS refreshed from %s: %d keys", self.url, len(keys))
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        too_large = JwksTooLarge(f"response larger than {self.max_bytes} bytes, refused")
+        if resp.content_length is not None and resp.content_length > self.max_bytes:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await resp.content.read(self.max_bytes + 1 - size):  # never past the cap
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise too_large
+        return b"".join(chunks)
 
     async def current(self) -> Mapping[str, jwt.PyJWK]:
         if self._fetched_at is None or self.clock() - self._fetched_at >= self.ttl:

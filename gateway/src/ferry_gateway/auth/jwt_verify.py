@@ -7,11 +7,13 @@ RS/HS key-confusion attack. HMAC is refused unless a shared secret was configure
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "ES256", "EdDSA"})
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -56,6 +58,21 @@ def parse_jwks(doc: Mapping[str, Any]) -> dict[str, jwt.PyJWK]:
             continue
         keys[str(raw["kid"])] = key
     return keys
+
+
+def key_fingerprint(jwk: jwt.PyJWK) -> str:
+    """Algorithm + SHA-256 of the public key material: what a verified token is bound to, so a key
+    replaced under the same ``kid`` counts as another key."""
+    key: Any = jwk.key
+    if isinstance(key, bytes):
+        material = b"oct:" + key
+    else:
+        if not hasattr(key, "public_bytes"):
+            key = key.public_key()  # a private key published by mistake: bind to its public half
+        material = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    return f"{jwk.algorithm_name}:{hashlib.sha256(material).hexdigest()}"
 
 
 _EXC_REASONS: tuple[tuple[type[Exception], str], ...] = (

@@ -33,7 +33,8 @@ class ConsumerBase(_Strict):
     )
     scopes: list[Scope] = Field(
         default_factory=lambda: list[Scope](["predict"]),
-        description="predict: call models; preview: reach the preview colour; admin: operate the gateway.",
+        description="predict: call models; preview: reach the preview colour; "
+        "admin: read any declared consumer's usage (GET /v1/usage?consumer=NAME).",
     )
     models: list[Annotated[str, Field(pattern=NAME_PATTERN, max_length=253)]] | None = Field(
         default=None,

@@ -48,11 +48,15 @@ def build_index(
 ) -> tuple[ConsumerIndex, list[str]]:
     """Consumer objects + Secret data (name -> key -> base64 value) -> an index (pure).
 
-    Returns the problems found (invalid specs, missing Secrets) so they can be logged; a broken
-    Consumer is left out rather than taking the others down with it.
+    Returns the problems found (invalid specs, missing Secrets, shared keys) so they can be
+    logged; a broken Consumer is left out rather than taking the others down with it. A key that
+    resolves to the same hash more than once (one Secret referenced twice, or two Secrets holding
+    the same key) is refused for every entry: letting the last one win could undo a revocation or
+    hand the key to another consumer, and the watch cannot refuse the whole set like a file load.
     """
     out: list[Consumer] = []
     keys: dict[str, KeyRecord] = {}
+    shared: dict[str, list[str]] = {}
     problems: list[str] = []
     for obj in consumers:
         name = str(obj.get("metadata", {}).get("name", "?"))
@@ -84,7 +88,17 @@ def build_index(
                 problems.append(f"Consumer {name}: Secret {ref.name} key {ref.key} is not valid base64 text")
                 continue
             stored = value if is_hash(value) else hash_key(pepper, value)
-            keys[stored] = KeyRecord(name, key_id(stored), _epoch(ref.expires_at), ref.revoked)
+            where = f"Consumer {name} (Secret {ref.name})"
+            if stored in shared:
+                shared[stored].append(where)
+                continue
+            if stored in keys:
+                first = keys.pop(stored)
+                shared[stored] = [f"Consumer {first.consumer} (Secret {first.secret})", where]
+                continue
+            keys[stored] = KeyRecord(name, key_id(stored), _epoch(ref.expires_at), ref.revoked, ref.name)
+    for stored, users in shared.items():
+        problems.append(f"API key {key_id(stored)} refused: the same key is used by {', '.join(users)}")
     return ConsumerIndex(out, keys), problems
 
 

@@ -41,6 +41,7 @@ class KeyRecord:
     key_id: str
     expires_at: float | None = None  # epoch seconds
     revoked: bool = False
+    secret: str | None = None  # where it came from, in a cluster (for messages)
 
 
 class KeyProblem(Exception):
@@ -96,6 +97,13 @@ def parse_consumers_file(text: str, source: str, pepper: bytes | None = None) ->
                     "consumer %s key %s was hashed with another pepper; it cannot match",
                     c.name,
                     key_id(k.hash),
+                )
+            if k.hash in keys:
+                # one hash, two entries: whichever came last would win, so a stale copy could
+                # undo a revocation or hand the key to another consumer; refuse the whole file
+                raise ValueError(
+                    f"{source}: consumers: API key {key_id(k.hash)} is listed twice, under consumer "
+                    f"{keys[k.hash].consumer!r} and consumer {c.name!r}; keep one entry"
                 )
             keys[k.hash] = KeyRecord(c.name, key_id(k.hash), _epoch(k.expires_at), k.revoked)
     return ConsumerIndex(consumers, keys)
@@ -183,11 +191,14 @@ DEV_KEYS = {
 }
 
 
+DEV_CONSUMERS = (
+    Consumer("dev-free", "free", frozenset({"predict"})),
+    Consumer("dev-pro", "pro", frozenset({"predict", "preview", "admin"})),
+)
+
+
 def dev_index(pepper: bytes) -> ConsumerIndex:
-    consumers = [
-        Consumer("dev-free", "free", frozenset({"predict"})),
-        Consumer("dev-pro", "pro", frozenset({"predict", "preview", "admin"})),
-    ]
+    consumers = list(DEV_CONSUMERS)
     keys = {}
     for name, key in DEV_KEYS.items():
         h = hash_key(pepper, key)
