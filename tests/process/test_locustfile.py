@@ -26,6 +26,7 @@ import pytest
 from ferry_devcluster.procs import free_port, port_open, wait_for
 from ferry_gateway.consumers.registry import DEV_KEYS
 from ferry_mlflow_example.train import CHAMPION, MODEL_NAME
+from ferry_testing import predictor
 from ferry_testing.chart import champion_registered
 
 BIN = Path(sys.executable).parent
@@ -40,6 +41,7 @@ FREE_BURST, FREE_PER_MINUTE = 10, 30
 @dataclass(frozen=True)
 class Stack:
     gateway: str
+    metrics: str  # the gateway's /metrics, on its own port
     version: str  # the champion's registry version, which both colours serve
     dev_dir: Path
 
@@ -110,34 +112,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, mlflow_uri: 
     try:
         colours = {}
         for colour in ("blue", "green"):
-            port = free_port()
-            proc = start(
-                [
-                    str(BIN / "ferry-predictor"),
-                    "--model_name=titanic",
-                    f"--http_port={port}",
-                    "--host=127.0.0.1",
-                ],
-                {
-                    "MODEL_URI": f"models:/{MODEL_NAME}@{CHAMPION}",
-                    "MLFLOW_TRACKING_URI": mlflow_uri,
-                    "FERRY_COLOR": colour,
-                    "FERRY_MODEL_DIR": str(work / colour),
-                },
-                work / f"predictor-{colour}.log",
-            )
-            colours[colour] = (proc, f"http://127.0.0.1:{port}")
+            (work / colour).mkdir()
+            p = predictor.launch(f"models:/{MODEL_NAME}@{CHAMPION}", mlflow_uri, work / colour, color=colour)
+            procs.append(p.proc)
+            logs.append(p.log)
+            colours[colour] = (p.proc, p.url)
         limits = work / "limits.yaml"
         # dev-free meets its limit within a second; dev-pro (the pro tier) never does.
         free = {"perMinute": FREE_PER_MINUTE, "burst": FREE_BURST, "perDay": 100_000}
         limits.write_text(json.dumps({"tiers": {"free": free, "pro": "unlimited"}}))
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         start(
             [
                 str(BIN / "ferry-gateway"),
                 "--dev",
                 "--port",
                 str(port),
+                "--metrics-port",
+                str(metrics_port),
                 "--limits",
                 str(limits),
                 "--upstream",
@@ -156,7 +148,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, mlflow_uri: 
             return port_open(port) and all(_ready(url) for _, url in colours.values())
 
         wait_for("gateway and both predictors", up, timeout=240, interval=0.3)
-        yield Stack(f"http://127.0.0.1:{port}", version, work / "dev")
+        yield Stack(
+            f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", version, work / "dev"
+        )
     except BaseException:
         for log in logs:
             print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
@@ -226,7 +220,7 @@ def assert_csv_plausible(run: Run) -> None:
 
 def gateway_requests(stack: Stack, consumer: str) -> dict[str, int]:
     """ferry_gateway_requests_total for model titanic and this consumer, by HTTP status."""
-    with urllib.request.urlopen(f"{stack.gateway}/metrics", timeout=10) as r:
+    with urllib.request.urlopen(stack.metrics, timeout=10) as r:
         text = r.read().decode()
     out: dict[str, int] = {}
     for line in text.splitlines():
@@ -251,7 +245,8 @@ def dev_token(stack: Stack) -> str:
 def test_both_protocols_and_the_preview_are_tagged_by_version_and_colour(
     stack: Stack, tmp_path: Path
 ) -> None:
-    before = gateway_requests(stack, "dev-pro")
+    # a token is billed as its own consumer, jwt:<sub> (gateway README, JWT identities)
+    before = gateway_requests(stack, "jwt:dev-pro")
     run = run_locust(
         stack,
         tmp_path,
@@ -281,7 +276,7 @@ def test_both_protocols_and_the_preview_are_tagged_by_version_and_colour(
         f"v{v} blue": total - preview,
         f"v{v} green": preview,
     }
-    served = gateway_requests(stack, "dev-pro").get("200", 0) - before.get("200", 0)
+    served = gateway_requests(stack, "jwt:dev-pro").get("200", 0) - before.get("200", 0)
     assert served == total, f"the gateway answered {served} requests, Locust counted {total}"
     assert f"ferry: {total} answered" in run.output
 
@@ -329,7 +324,7 @@ def test_real_failures_fail_the_run(stack: Stack, tmp_path: Path) -> None:
 def test_misconfiguration_is_refused_before_any_request(
     tmp_path: Path, env: dict[str, str], message: str
 ) -> None:
-    nowhere = Stack(f"http://127.0.0.1:{free_port()}", "-", tmp_path)
+    nowhere = Stack(f"http://127.0.0.1:{free_port()}", "", "-", tmp_path)
     run = run_locust(nowhere, tmp_path, env, seconds=2)
     assert run.returncode != 0
     assert message in run.output
