@@ -24,10 +24,13 @@ from ferry_common.contract import PredictorEnv
 NAME = "ferry-mlflow"
 MODEL_FORMAT = "mlflow"
 HTTP_PORT = 8080
+# Prometheus scrapes this port, apart from the traffic port (ferry_common.metricsport). 8081 is
+# KServe's gRPC port.
+METRICS_PORT = 8082
 DEFAULT_IMAGE = "ghcr.io/ferry-dev/ferry-predictor:0.1.0"
 # The environment variable naming the model as clients address it (see the module docstring).
 SERVED_NAME_ENV = PredictorEnv.MODEL_NAME
-SCRAPE_ANNOTATIONS = {"prometheus.kserve.io/port": str(HTTP_PORT), "prometheus.kserve.io/path": "/metrics"}
+SCRAPE_ANNOTATIONS = {"prometheus.kserve.io/port": str(METRICS_PORT), "prometheus.kserve.io/path": "/metrics"}
 
 
 def predictor_container(image: str = DEFAULT_IMAGE, model_name: str = "{{.Name}}") -> dict[str, Any]:
@@ -42,9 +45,14 @@ def predictor_container(image: str = DEFAULT_IMAGE, model_name: str = "{{.Name}}
     return {
         "name": "kserve-container",
         "image": image,
-        "args": [f"--model_name={model_name}", f"--http_port={HTTP_PORT}"],
+        "args": [f"--model_name={model_name}", f"--http_port={HTTP_PORT}", f"--metrics_port={METRICS_PORT}"],
         "env": [{"name": PredictorEnv.MODEL_DIR, "value": "/tmp/ferry-model"}],
-        "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "ports": [
+            # Named: KServe's predictor Service takes every container port, and a Service with
+            # more than one port must name each.
+            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
         "readinessProbe": probe,
         "livenessProbe": {
             "httpGet": {"path": "/v2/health/live", "port": HTTP_PORT},

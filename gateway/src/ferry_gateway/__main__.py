@@ -33,6 +33,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="listen address (default 0.0.0.0; 127.0.0.1 with --dev)")
     p.add_argument("--port", type=int, help="listen port (default $PORT or 8080)")
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="Prometheus /metrics port (default $FERRY_METRICS_PORT or 9091; 0: none)",
+    )
+    p.add_argument(
         "--upstream",
         action="append",
         default=[],
@@ -63,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure("gateway", s.log_level, quiet=QUIET_LOGGERS)
 
     import uvicorn
+    from ferry_common import metricsport
 
+    from ferry_gateway import metrics
     from ferry_gateway.factory import build_gateway
     from ferry_gateway.server import uvicorn_options
 
@@ -74,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if s.dev:
         _print_dev_banner(s, app.upstreams.known_models())
-    logging.getLogger("ferry_gateway").info("starting", extra={"fields": {"port": s.port, "dev": s.dev}})
-    uvicorn.run(
+    logging.getLogger("ferry_gateway").info(
+        "starting", extra={"fields": {"port": s.port, "metrics_port": s.metrics_port, "dev": s.dev}}
+    )
+    main_server = uvicorn.Config(
         app,
         host=s.host,
         port=s.port,
@@ -87,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         date_header=False,
         **uvicorn_options(s),  # httptools with header limits, connection limits
     )
+    metrics_server = (
+        metricsport.config(metricsport.exposition_app(metrics.exposition), host=s.host, port=s.metrics_port)
+        if s.metrics_port
+        else None
+    )
+    metricsport.run(main_server, metrics_server)
     return 0
 
 
@@ -94,6 +109,7 @@ def _print_dev_banner(s: Settings, models: list[str]) -> None:
     lines = [
         f"ferry-gateway (dev) on http://{s.host}:{s.port}  docs: /docs",
         f"  models: {', '.join(models) or '-'}",
+        f"  metrics: http://{s.host}:{s.metrics_port}/metrics" if s.metrics_port else "  metrics: off",
     ]
     if not s.consumers_file:
         lines += [f"  dev API key for {name}: {key}" for name, key in DEV_KEYS.items()]

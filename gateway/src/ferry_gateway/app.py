@@ -33,7 +33,6 @@ from ferry_common.asgi import RawHeaders, Receive, Scope, Send, lifespan, read_b
 from ferry_common.contract import MAX_BODY_BYTES
 from ferry_common.errors import ErrorCode, FerryError, FieldError
 from ferry_common.logs import bind
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ferry_gateway import health, metrics
 from ferry_gateway.apidocs import ApiDocs, Fetch, Refresher
@@ -215,11 +214,6 @@ class Gateway:
         if self.docs.owns(path):
             self._require_method(method, "GET")
             return await self.docs.handle(path, send, ctx)
-        if path == "/metrics":
-            self._require_method(method, "GET")
-            return await respond(
-                send, ctx, 200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST.encode()
-            )
         raise FerryError(ErrorCode.NOT_FOUND, f"no route for {path}", [FieldError("path", "unknown path")])
 
     @staticmethod

@@ -53,6 +53,9 @@ def _failure_mode(raw: str) -> bool:
     return envconfig.choice("open", "closed")(raw) == "open"
 
 
+# 9090 is the operator's.
+DEFAULT_METRICS_PORT = 9091
+
 # Every variable the gateway (and the `ferry` CLI) reads, once: printed by `--help`.
 ENVIRONMENT: tuple[Var, ...] = (
     Var(
@@ -186,6 +189,12 @@ ENVIRONMENT: tuple[Var, ...] = (
         envconfig.non_negative_int,
     ),
     Var("PORT", "listen port", "8080", envconfig.port),
+    Var(
+        "FERRY_METRICS_PORT",
+        "Prometheus /metrics port, never the listen port (consumer names, upstream URLs); 0: none",
+        str(DEFAULT_METRICS_PORT),
+        envconfig.port,
+    ),
     Var("KUBERNETES_SERVICE_HOST", "set by Kubernetes in a pod: use the pod's service account"),
     Var("KUBERNETES_SERVICE_PORT", "set by Kubernetes in a pod", "443", envconfig.port),
     Var("KUBECONFIG", "outside a pod: the cluster to watch Consumers and ModelDeployments in"),
@@ -204,6 +213,7 @@ CLI_ENVIRONMENT: tuple[Var, ...] = tuple(
 class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
+    metrics_port: int = DEFAULT_METRICS_PORT
     dev: bool = False
     redis_url: str | None = None
     fail_open: bool = True
@@ -262,9 +272,21 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
     if port is not None and not 0 <= port <= 65535:
         raise ConfigError("--port", f"{port}: must be a port number, 0-65535")
     host = getattr(flags, "host", None) or ("127.0.0.1" if dev else "0.0.0.0")
+    metrics_port = getattr(flags, "metrics_port", None)
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        raise ConfigError("--metrics-port", f"{metrics_port}: must be a port number, 0-65535")
+    named = "--metrics-port" if metrics_port is not None else "FERRY_METRICS_PORT"
+    if metrics_port is None:
+        metrics_port = env["FERRY_METRICS_PORT"]
+    if metrics_port and metrics_port == (port or env["PORT"]):
+        raise ConfigError(
+            named,
+            f"{metrics_port}: must differ from the listen port (metrics are not for callers)",
+        )
     return Settings(
         host=host,
         port=port or env["PORT"],
+        metrics_port=metrics_port,
         dev=dev,
         redis_url=env["REDIS_URL"],
         fail_open=env["FERRY_RATE_LIMIT_FAILURE_MODE"] and not getattr(flags, "fail_closed", False),

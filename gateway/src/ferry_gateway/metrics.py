@@ -7,7 +7,15 @@ are declared, status is an HTTP code, reasons and outcomes are fixed enums.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 # *_created series double the exposition and no dashboard uses them
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
@@ -87,3 +95,9 @@ CIRCUIT_OPEN = Gauge(
     ["target"],
     registry=REGISTRY,
 )
+
+
+def exposition() -> tuple[bytes, str]:
+    """What the metrics port answers to GET /metrics (ferry_common.metricsport); the traffic port
+    has no /metrics, since consumer names and upstream URLs are not for callers."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

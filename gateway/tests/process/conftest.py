@@ -8,10 +8,8 @@ registers them, whichever other suites trained in the session's shared server be
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 import redis
 from ferry_devcluster.procs import free_port, port_open, stop, wait_for
 from ferry_mlflow_example.train import Registered, train_all
-from ferry_testing.predictor import Predictor, ready
+from ferry_testing.predictor import Predictor, launch, terminate, wait_until_ready
 from ferry_testing.servers import mlflow_server
 
 
@@ -42,43 +40,15 @@ def colours(
     under the public name ``titanic``, started together so their slow starts overlap."""
     started: dict[str, Predictor] = {}
     for colour, reg in (("blue", titanic_versions[0]), ("green", titanic_versions[1])):
-        port = free_port()
         workdir = tmp_path_factory.mktemp(f"predictor-{colour}")
-        log = workdir / "predictor.log"
-        env = {
-            **os.environ,
-            "MODEL_URI": reg.model_uri,
-            "MLFLOW_TRACKING_URI": gateway_mlflow_uri,
-            "FERRY_COLOR": colour,
-            "FERRY_MODEL_DIR": str(workdir / "model"),
-        }
-        exe = Path(sys.executable).parent / "ferry-predictor"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(exe), "--model_name=titanic", f"--http_port={port}", "--host=127.0.0.1"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        started[colour] = Predictor(f"http://127.0.0.1:{port}", proc, log)
+        started[colour] = launch(reg.model_uri, gateway_mlflow_uri, workdir, color=colour)
     try:
         for p in started.values():
-            # an exited process ends the wait at once; its log is the error message
-            wait_for(
-                f"ferry-predictor at {p.url}", lambda p=p: p.proc.poll() is not None or ready(p.url), 120, 0.2
-            )
-            if p.proc.poll() is not None:
-                raise RuntimeError(f"ferry-predictor exited ({p.proc.returncode}):\n{p.logs()}")
+            wait_until_ready(p)
         yield started
     finally:
         for p in started.values():
-            if p.proc.poll() is None:
-                p.proc.terminate()
-                try:
-                    p.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.proc.kill()
-                    p.proc.wait()
+            terminate(p)
 
 
 def _up_or_exited(proc: subprocess.Popen[bytes], port: int) -> bool:

@@ -87,11 +87,12 @@ def test_production_config_from_environment_only(
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(dev_jwks(tmp_path / "idp")))
     token = mint_token(tmp_path / "idp", "svc-a", audience="ferry", issuer="https://idp")
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
     env.update(
         {
             "PORT": str(port),
+            "FERRY_METRICS_PORT": str(metrics_port),
             "REDIS_URL": redis_url,
             "FERRY_JWKS_FILE": str(jwks),
             "FERRY_JWT_ISSUER": "https://idp",
@@ -111,6 +112,16 @@ def test_production_config_from_environment_only(
             timeout=10,
         )
         assert ok.status_code == 200 and ok.json()["headers"]["x-ferry-consumer"] == "jwt:svc-a"
+        # issue 13, finding 2: the traffic port has no /metrics (consumer names, upstream URLs);
+        # Prometheus scrapes them from a port of their own, served by the same process
+        hidden = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert hidden.status_code == 404 and hidden.json()["error_code"] == "NOT_FOUND"
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        assert scraped.status_code == 200
+        assert (
+            'ferry_gateway_requests_total{consumer="jwt:svc-a",model="titanic",status="200"}' in scraped.text
+        )
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/v1/models/titanic:predict").status_code == 404
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -217,7 +217,10 @@ def test_model_list_usage_health_metrics_docs(gw: str) -> None:
     assert httpx.get(gw + "/healthz", timeout=10).json() == {"status": "ok"}
     ready = httpx.get(gw + "/readyz?verbose", timeout=10)
     assert ready.status_code == 200 and ready.text == "[+]redis ok\nreadyz check passed\n"
-    exposition = httpx.get(gw + "/metrics", timeout=10).text
+    # the traffic port has no /metrics (issue 13, finding 2); the in-process gateway's exposition
+    # is what its metrics port serves (test_dev_mode scrapes that port of a real process)
+    assert httpx.get(gw + "/metrics", timeout=10).status_code == 404
+    exposition = metrics.exposition()[0].decode()
     for name in (
         metrics.REQUESTS_NAME,
         metrics.REQUEST_DURATION_NAME,

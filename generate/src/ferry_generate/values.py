@@ -243,6 +243,15 @@ class Gateway(TypedDict, total=False):
     replicas: Annotated[int, Field(ge=1)]
     image: Required[ComponentImage]
     port: Required[Port]
+    metricsPort: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=65535,
+            description="Port of /metrics, apart from the traffic port: only Prometheus reaches it "
+            "(its own Service, ServiceMonitor and NetworkPolicy rule); it must differ from port.",
+        ),
+    ]
     modelNamespace: OptionalName
     createModelNamespace: Annotated[
         bool,

@@ -62,7 +62,10 @@ def test_inference_service_runs_the_pinned_version_through_the_ferry_runtime() -
     }
     assert container["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}}
     assert container["envFrom"] == [{"secretRef": {"name": "mlflow-creds", "optional": True}}]
-    assert pred["annotations"]["prometheus.kserve.io/port"] == "8080"
+    # Prometheus scrapes the predictor's metrics port, never the port predictions are served on
+    assert pred["annotations"]["prometheus.kserve.io/port"] == "8082"
+    assert "--metrics_port=8082" in container["args"]
+    assert {"name": "metrics", "containerPort": 8082, "protocol": "TCP"} in container["ports"]
     assert pred["labels"]["ferry.dev/color"] == "green"
 
 

@@ -32,20 +32,23 @@ def configure_logging(config: Config) -> None:
 def serve(config: Config) -> None:
     # Imported after the configuration is checked so that --help answers without the serving stack.
     import uvicorn
+    from ferry_common import metricsport
 
     from ferry_predictor.app import PredictorApp
 
     logging.getLogger("ferry_predictor").info(
-        "serving %r on %s:%d (model %s, tracking %s, colour %r)",
+        "serving %r on %s:%d, metrics on :%s (model %s, tracking %s, colour %r)",
         config.model_name,
         config.host,
         config.http_port,
+        config.metrics_port or "-",
         redact(config.model_uri),
         redact(config.tracking_uri or "-"),
         config.color,
     )
-    uvicorn.run(
-        PredictorApp(config),
+    app = PredictorApp(config)
+    main = uvicorn.Config(
+        app,
         host=config.host,
         port=config.http_port,
         loop="uvloop",
@@ -58,6 +61,14 @@ def serve(config: Config) -> None:
         date_header=False,
         timeout_keep_alive=75,
     )
+    metrics = (
+        metricsport.config(
+            metricsport.exposition_app(app.exposition), host=config.host, port=config.metrics_port
+        )
+        if config.metrics_port
+        else None
+    )
+    metricsport.run(main, metrics)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The HTTP surface: KServe v1, Open Inference Protocol v2, health, metadata and /metrics.
+"""The HTTP surface: KServe v1, Open Inference Protocol v2, health and metadata; /metrics is served
+from ``exposition`` on a port of its own (``ferry_common.metricsport``).
 
 A bare ASGI application rather than FastAPI: on the fast path the model answers in tens of
 microseconds, so routing, body parsing and validation layers would be most of a request's cost.
@@ -211,6 +212,10 @@ class PredictorApp:
         await send({"type": "http.response.start", "status": r.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else r.body})
 
+    def exposition(self) -> tuple[bytes, str]:
+        """What the metrics port answers to GET /metrics."""
+        return generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST
+
     def _get(self, path: str) -> Response:
         name = self.config.model_name
         ready = self.model is not None
@@ -218,8 +223,6 @@ class PredictorApp:
             return _json(200, {"status": "alive", "live": True})
         if path == "/v2/health/ready":
             return _json(200 if ready else 503, {"ready": ready})
-        if path == "/metrics":
-            return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST.encode())
         if path == "/v2":
             return _json(200, {"name": "ferry-predictor", "version": __version__, "extensions": _EXTENSIONS})
         if path == "/v1/models":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ferry_common import contract, envconfig
+from ferry_common import contract, envconfig, runtime
 from ferry_common.contract import PredictorEnv
 from ferry_common.envconfig import ConfigError, Var, positive_int
 
@@ -29,6 +29,7 @@ DEFAULT_MAX_BODY_BYTES = contract.MAX_BODY_BYTES
 DEFAULT_MAX_BATCH_ROWS = 1000
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
 DEFAULT_HTTP_PORT = 8080
+DEFAULT_METRICS_PORT = runtime.METRICS_PORT
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 MAX_BODY_BYTES = "FERRY_MAX_BODY_BYTES"
@@ -105,6 +106,8 @@ class Config:
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
     host: str = "0.0.0.0"
     http_port: int = DEFAULT_HTTP_PORT
+    # 0: no metrics port. Never the traffic port: whatever reaches predictions could read them.
+    metrics_port: int = DEFAULT_METRICS_PORT
     log_level: str = "info"
     # Credential values MLflow's client reads: scrubbed from any error text the predictor shows.
     credentials: tuple[str, ...] = field(default=(), repr=False)
@@ -116,12 +119,17 @@ def parser() -> argparse.ArgumentParser:
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Serve one MLflow model over KServe v1 (/v1/models/NAME:predict) and the Open\n"
-        "Inference Protocol v2 (/v2/models/NAME/infer), with health, metadata and Prometheus\n"
-        "/metrics on one HTTP port.",
+        "Inference Protocol v2 (/v2/models/NAME/infer), with health and metadata, on one HTTP\n"
+        "port, and Prometheus /metrics on a port of its own.",
         epilog=envconfig.help_text(ENV),
     )
     p.add_argument("--model_name", required=True, help="name the model is served under (the URL's NAME)")
     p.add_argument("--http_port", default=None, help=f"HTTP port (default: {DEFAULT_HTTP_PORT})")
+    p.add_argument(
+        "--metrics_port",
+        default=None,
+        help=f"Prometheus /metrics port, never the HTTP port; 0 for none (default: {DEFAULT_METRICS_PORT})",
+    )
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
     p.add_argument(
         "--grpc_port",
@@ -166,6 +174,16 @@ def _flag(name: str, raw: str | None, parse: Callable[[str], Any], fallback: Any
         raise ConfigError(name, f"{raw!r}: {exc}") from None
 
 
+def _metrics_port(raw: str | None, http_raw: str | None) -> int:
+    port: int = _flag("--metrics_port", raw, envconfig.port, DEFAULT_METRICS_PORT)
+    http: int = _flag("--http_port", http_raw, envconfig.port, DEFAULT_HTTP_PORT)
+    if port and port == http:
+        raise ConfigError(
+            "--metrics_port", f"{port}: must differ from --http_port (metrics are not served to clients)"
+        )
+    return port
+
+
 def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """The whole configuration, validated; raises ConfigError naming the first bad flag or variable.
 
@@ -191,6 +209,7 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         body_timeout_seconds=env[BODY_TIMEOUT_SECONDS],
         host=args.host,
         http_port=_flag("--http_port", args.http_port, envconfig.port, DEFAULT_HTTP_PORT),
+        metrics_port=_metrics_port(args.metrics_port, args.http_port),
         log_level=args.log_level or env[LOG_LEVEL],
         credentials=tuple(env[name] for name in CREDENTIALS if env[name]),
     )

@@ -3,17 +3,12 @@ predictor processes on loopback ports."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import tritonclient.http
-from ferry_devcluster.procs import free_port, wait_for
 from ferry_mlflow_example.train import Registered, train_all
-from ferry_testing.predictor import Predictor, StartPredictor, ready
+from ferry_testing.predictor import Predictor, StartPredictor, launch, terminate, wait_until_ready
 
 
 @pytest.fixture(scope="session")
@@ -36,26 +31,8 @@ def start_predictor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartP
         extra_env: dict[str, str] | None = None,
         args: list[str] | None = None,
     ) -> Predictor:
-        port = free_port()
         workdir = tmp_path_factory.mktemp("predictor")
-        log = workdir / "predictor.log"
-        env = {
-            **os.environ,
-            "MODEL_URI": model_uri,
-            "MLFLOW_TRACKING_URI": tracking_uri,
-            "FERRY_COLOR": "blue",
-            "FERRY_MODEL_DIR": str(workdir / "model"),
-            **(extra_env or {}),
-        }
-        exe = Path(sys.executable).parent / "ferry-predictor"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(exe), f"--model_name={name}", f"--http_port={port}", "--host=127.0.0.1", *(args or [])],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        p = Predictor(f"http://127.0.0.1:{port}", proc, log)
+        p = launch(model_uri, tracking_uri, workdir, name=name, extra_env=extra_env, args=args)
         started.append(p)
         if wait_ready:
             wait_until_ready(p)
@@ -63,24 +40,7 @@ def start_predictor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartP
 
     yield start
     for p in started:
-        if p.proc.poll() is None:
-            p.proc.terminate()
-            try:
-                p.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.proc.kill()
-                p.proc.wait()
-
-
-def wait_until_ready(p: Predictor) -> Predictor:
-    def up() -> bool:
-        # An exited process ends the wait at once; its log is the error message.
-        return p.proc.poll() is not None or ready(p.url)
-
-    wait_for(f"ferry-predictor at {p.url}", up, timeout=120, interval=0.2)
-    if p.proc.poll() is not None:
-        raise RuntimeError(f"ferry-predictor exited ({p.proc.returncode}):\n{p.logs()}")
-    return p
+        terminate(p)
 
 
 @pytest.fixture(scope="session")

@@ -142,7 +142,7 @@ def test_malformed_json_oversized_bodies_and_unknown_models(champion: Predictor)
 def test_metrics_expose_every_published_name(champion: Predictor) -> None:
     post(champion, "/v1/models/titanic:predict", {"instances": PASSENGERS})
     post(champion, "/v1/models/titanic:predict", {"instances": [{"pclass": 9}]})
-    text = httpx.get(f"{champion.url}/metrics").text
+    text = httpx.get(champion.metrics_url).text
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
     for name in metrics.ALL:
         if name == metrics.MODEL_LOAD_FAILURES_TOTAL or name == metrics.FEATURE_NEGATIVE_SUM_TOTAL:
@@ -181,7 +181,18 @@ def test_a_model_that_fails_to_load_keeps_the_server_unready(broken: Predictor) 
     assert httpx.get(f"{p.url}/v2/health/live").status_code == 200
     body = envelope(post(p, "/v1/models/titanic:predict", {"instances": PASSENGERS}), 503, "MODEL_NOT_READY")
     assert "not loaded" in body["message"]
-    assert 'ferry_predictor_model_load_failures_total{model="titanic"}' in httpx.get(f"{p.url}/metrics").text
+    assert 'ferry_predictor_model_load_failures_total{model="titanic"}' in httpx.get(p.metrics_url).text
+
+
+def test_metrics_are_on_their_own_port_and_not_where_predictions_are(champion: Predictor) -> None:
+    # issue 13, finding 2: whoever may call predictions must not read every model's tallies
+    envelope(httpx.get(f"{champion.url}/metrics"), 404, "NOT_FOUND")
+    scraped = httpx.get(champion.metrics_url)
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    assert "ferry_predictor_model_ready" in scraped.text
+    base = champion.metrics_url.removesuffix("/metrics")
+    assert httpx.get(f"{base}/v2/health/ready").status_code == 404  # nothing else is served there
+    assert httpx.post(champion.metrics_url).status_code == 405
 
 
 @pytest.mark.parametrize("argv", [["--help"]])

@@ -35,6 +35,8 @@ def test_defaults_without_the_optional_variables() -> None:
     c = load(["--model_name=m"], {"MODEL_URI": "runs:/abc/model"})
     assert (c.model_name, c.tracking_uri, c.color, c.version_override) == ("m", None, "", None)
     assert c.workdir.is_dir() and c.workdir.name.startswith("ferry-model-")
+    assert (c.http_port, c.metrics_port) == (8080, 8082)  # as the ServingRuntime runs it
+    assert load(["--model_name=m", "--metrics_port=0"], BASE).metrics_port == 0
     c.workdir.rmdir()
 
 
@@ -59,6 +61,10 @@ def test_flags_win_over_their_variables() -> None:
         (["--max_body_bytes=-5"], {}, "--max_body_bytes"),
         (["--max_batch_rows=0"], {}, "--max_batch_rows"),
         (["--http_port=70000"], {}, "--http_port"),
+        (["--metrics_port=x"], {}, "--metrics_port"),
+        # metrics never share the port predictions are served on (issue 13, finding 2)
+        (["--http_port=9000", "--metrics_port=9000"], {}, "--metrics_port"),
+        (["--metrics_port=8080"], {}, "--metrics_port"),
     ],
 )
 def test_a_bad_value_is_named(argv: list[str], env: dict[str, str], name: str) -> None:

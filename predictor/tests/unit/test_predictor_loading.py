@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from ferry_common.errors import FerryError
 from ferry_predictor.model import load, read_constraints, resolve_version
-from ferry_predictor.runtime import HTTP_PORT, NAME, cluster_serving_runtime
+from ferry_predictor.runtime import HTTP_PORT, METRICS_PORT, NAME, cluster_serving_runtime
 from ferry_predictor.schema import Batch
 from mlflow.models.signature import ModelSignature
 from mlflow.pyfunc.model import PythonModel
@@ -79,7 +79,14 @@ def test_the_runtime_starts_the_predictor_as_the_operator_expects() -> None:
     (container,) = rt["spec"]["containers"]
     assert container["name"] == "kserve-container"
     assert container["image"] == "registry.example/ferry-predictor:1"
-    assert container["args"] == ["--model_name={{.Name}}", f"--http_port={HTTP_PORT}"]
+    assert container["args"] == [
+        "--model_name={{.Name}}",
+        f"--http_port={HTTP_PORT}",
+        f"--metrics_port={METRICS_PORT}",
+    ]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": HTTP_PORT}
     assert rt["spec"]["protocolVersions"] == ["v1", "v2"]
     assert rt["spec"]["annotations"]["prometheus.kserve.io/path"] == "/metrics"
+    # Prometheus scrapes a port of its own, never the one predictions are served on (#13, finding 2)
+    assert rt["spec"]["annotations"]["prometheus.kserve.io/port"] == str(METRICS_PORT) != str(HTTP_PORT)
+    assert {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"} in container["ports"]

@@ -87,7 +87,8 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
     ns = f"dash-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    ports = {name: free_port() for name in ("predictor", "gateway", "operator", "prometheus")}
+    names = ("predictor", "predictor-metrics", "gateway", "gateway-metrics", "operator", "prometheus")
+    ports = {name: free_port() for name in names}
     dead_port = free_port()
     stop = threading.Event()
     try:
@@ -97,7 +98,8 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
             waits.append(stack.enter_context(
                 process(
                     [str(BIN / "ferry-predictor"), "--model_name=titanic",
-                     f"--http_port={ports['predictor']}", "--host=127.0.0.1"],
+                     f"--http_port={ports['predictor']}", f"--metrics_port={ports['predictor-metrics']}",
+                     "--host=127.0.0.1"],
                     tmp_path / "predictor.log",
                     {"MODEL_URI": "models:/titanic-survival@champion", "MLFLOW_TRACKING_URI": mlflow_uri,
                      "FERRY_COLOR": "blue", "FERRY_MODEL_DIR": str(tmp_path / "model")},
@@ -106,9 +108,11 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
                 )
             ))  # fmt: skip
             gateway = f"http://127.0.0.1:{ports['gateway']}"
+            gateway_metrics = f"http://127.0.0.1:{ports['gateway-metrics']}/metrics"
             waits.append(stack.enter_context(
                 process(
                     [str(BIN / "ferry-gateway"), "--dev", "--port", str(ports["gateway"]),
+                     "--metrics-port", str(ports["gateway-metrics"]),
                      "--upstream", f"titanic=http://127.0.0.1:{ports['predictor']}",
                      "--upstream", f"broken=http://127.0.0.1:{dead_port}"],
                     tmp_path / "gateway.log",
@@ -131,8 +135,9 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
             ))  # fmt: skip
             prom = f"http://127.0.0.1:{ports['prometheus']}"
             scrape = {
-                "gateway": ports["gateway"],
-                "predictor": ports["predictor"],
+                # each component's own metrics port: none serves /metrics where it serves traffic
+                "gateway": ports["gateway-metrics"],
+                "predictor": ports["predictor-metrics"],
                 "operator": ports["operator"],
             }
             cfg = {
@@ -189,7 +194,7 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
                     502,
                     503,
                 )
-            counts = httpx.get(f"{gateway}/metrics").text
+            counts = httpx.get(gateway_metrics).text
             assert 'status="429"' in counts, "the free tier was never limited"
             worker = threading.Thread(target=traffic, daemon=True)
             worker.start()
@@ -200,7 +205,7 @@ def test_every_dashboard_query_returns_data(tmp_path: Path, mlflow_uri: str, kub
             redis.proc.wait(timeout=10)
             wait_for(
                 "Redis errors counted",
-                lambda: "ferry_gateway_redis_errors_total{" in httpx.get(f"{gateway}/metrics").text,
+                lambda: "ferry_gateway_redis_errors_total{" in httpx.get(gateway_metrics).text,
                 timeout=60,
             )
 

@@ -98,8 +98,11 @@ def test_hook_is_left_out_of_the_plain_manifests() -> None:
         assert "helm.sh/hook" not in path.read_text(), path
 
 
-def _admits(policy: JSON, labels: dict[str, str]) -> bool:
+def _admits(policy: JSON, labels: dict[str, str], port: str = "http") -> bool:
+    """Whether a pod with these labels may reach ``port`` (the gateway's traffic port)."""
     for rule in policy["spec"]["ingress"]:
+        if "ports" in rule and port not in [p["port"] for p in rule["ports"]]:
+            continue  # a rule for another port (metrics) admits nobody to this one
         peers = rule.get("from")
         if peers is None:
             return True  # no `from`: everyone
