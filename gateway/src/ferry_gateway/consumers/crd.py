@@ -48,7 +48,8 @@ class SecretKeyRef(_Strict):
         pattern=NAME_PATTERN,
         max_length=253,
         description="Secret in the Consumer's namespace, labelled ferry.dev/api-key=true; "
-        "its value is the API key, or its keyed hash from `ferry keys create`.",
+        "its value is the key's keyed hash, as `ferry keys secret` writes it "
+        "(a clear key still works, but the gateway reports it).",
     )
     key: str = Field(default="apiKey", min_length=1, max_length=253, description="Data key in the Secret.")
     expires_at: datetime | None = Field(

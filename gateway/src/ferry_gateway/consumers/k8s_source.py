@@ -5,8 +5,9 @@ the pod's service-account token (re-read on every request, since bound tokens ro
 namespace is watched; only Secrets carrying the label in ``secret_selector`` are read, so the
 gateway's RBAC can be limited to those.
 
-A Secret value may hold the API key itself (hashed on arrival; the clear key is not kept) or
-an already keyed hash (``hmac-sha256:...``, as written by ``ferry keys create``).
+A Secret value is a keyed hash (``hmac-sha256:...``, as ``ferry keys secret`` writes it). A Secret
+holding the API key itself still works (hashed on arrival; the clear key is not kept) but is
+reported on every load: anyone who can read Secrets there can call the gateway as that consumer.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import yaml
 from ferry_common.contract import API_KEY_SELECTOR, CONSUMER
 from pydantic import ValidationError
 
-from ferry_gateway.auth.apikeys import hash_key, is_hash, key_id
+from ferry_gateway.auth.apikeys import hash_key, is_hash, key_id, pepper_fingerprint
 from ferry_gateway.consumers.crd import ConsumerSpec
 from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
 
@@ -87,7 +88,20 @@ def build_index(
             except (ValueError, UnicodeDecodeError):
                 problems.append(f"Consumer {name}: Secret {ref.name} key {ref.key} is not valid base64 text")
                 continue
-            stored = value if is_hash(value) else hash_key(pepper, value)
+            if is_hash(value):
+                stored = value
+                if value.split(":")[1] != pepper_fingerprint(pepper):
+                    problems.append(
+                        f"Consumer {name}: Secret {ref.name} key {ref.key} was hashed with another "
+                        "pepper; it cannot match"
+                    )
+            else:
+                stored = hash_key(pepper, value)
+                problems.append(
+                    f"Consumer {name}: Secret {ref.name} key {ref.key} holds the API key itself, "
+                    f"readable by anyone who can read Secrets in this namespace; replace it with its "
+                    f"hash (a new key from `ferry keys secret`)"
+                )
             where = f"Consumer {name} (Secret {ref.name})"
             if stored in shared:
                 shared[stored].append(where)
