@@ -1,0 +1,62 @@
+"""The chart's security boundaries (issue 13): which namespaces the operator deploys registered
+models for (finding 10), and which Secrets the gateway may read (finding 8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ferry_operator.access import ModelAccess, allowed
+from ferry_operator.config import load as load_operator_config
+from ferry_testing.chart import CHART, ENVIRONMENTS, JSON, run_helm, template
+
+ALL_ENVS = (None, *ENVIRONMENTS)
+
+
+def _env(docs: list[JSON], component: str) -> dict[str, str]:
+    [dep] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith(component)]
+    return {e["name"]: e.get("value", "") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def _operator_access(docs: list[JSON]) -> ModelAccess | None:
+    env = _env(docs, "-operator")
+    assert "FERRY_MODEL_ACCESS" in env, "the chart must always draw the boundary"
+    return load_operator_config(env).model_access
+
+
+@pytest.mark.parametrize("env", ALL_ENVS, ids=lambda e: e or "default")
+def test_by_default_only_the_models_namespace_deploys_models(env: str | None) -> None:
+    docs = template(env, namespace="ferry")
+    models = _env(docs, "-gateway")["FERRY_MODEL_NAMESPACE"]  # where the gateway routes (modelNamespace)
+    access = _operator_access(docs)
+    assert allowed(access, models, "titanic-survival")  # what make up and make demo deploy
+    assert not allowed(access, "other-team", "titanic-survival")
+    access = _operator_access(template(env, "--set", "gateway.modelNamespace=ml", namespace="ferry"))
+    assert allowed(access, "ml", "any-model")
+    assert not allowed(access, "ferry", "any-model") and not allowed(access, "other-team", "any-model")
+
+
+def test_model_access_reaches_the_operator_as_written(tmp_path: Any) -> None:
+    values = tmp_path / "access.yaml"
+    values.write_text(
+        'operator:\n  modelAccess:\n    ml: ["*"]\n    team-a: ["team-a-*"]\n    "*": ["{namespace}-*"]\n'
+    )
+    access = _operator_access(template("prod", "-f", str(values)))
+    assert access == ModelAccess({"ml": ("*",), "team-a": ("team-a-*",), "*": ("{namespace}-*",)})
+    assert allowed(access, "team-b", "team-b-churn") and not allowed(access, "team-b", "team-a-churn")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ('operator:\n  modelAccess:\n    Bad_NS: ["*"]\n', "invalid propertyName 'Bad_NS'"),
+        ('operator:\n  modelAccess:\n    ml: "*"\n', "at '/operator/modelAccess/ml'"),
+        ('operator:\n  modelAccess:\n    ml: [""]\n', "at '/operator/modelAccess/ml/0'"),
+    ],
+)
+def test_schema_rejects_a_malformed_model_access(tmp_path: Any, values: str, message: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(values)
+    result = run_helm("template", "t", str(CHART), "-f", str(bad), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
