@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from ferry_operator.access import ModelAccess, allowed
 from ferry_operator.config import load as load_operator_config
+from ferry_testing import snippets
 from ferry_testing.chart import CHART, ENVIRONMENTS, JSON, run_helm, template
 
 ALL_ENVS = (None, *ENVIRONMENTS)
+README = snippets.claim("charts/ferry/README.md", "model-access")
 
 
 def _env(docs: list[JSON], component: str) -> dict[str, str]:
@@ -36,14 +38,13 @@ def test_by_default_only_the_models_namespace_deploys_models(env: str | None) ->
     assert not allowed(access, "ferry", "any-model") and not allowed(access, "other-team", "any-model")
 
 
-def test_model_access_reaches_the_operator_as_written(tmp_path: Any) -> None:
+def test_the_readmes_model_access_reaches_the_operator_as_written(tmp_path: Any) -> None:
     values = tmp_path / "access.yaml"
-    values.write_text(
-        'operator:\n  modelAccess:\n    ml: ["*"]\n    team-a: ["team-a-*"]\n    "*": ["{namespace}-*"]\n'
-    )
+    values.write_text(README.text("model-access"))
     access = _operator_access(template("prod", "-f", str(values)))
-    assert access == ModelAccess({"ml": ("*",), "team-a": ("team-a-*",), "*": ("{namespace}-*",)})
-    assert allowed(access, "team-b", "team-b-churn") and not allowed(access, "team-b", "team-a-churn")
+    assert access == ModelAccess({"ml": ("*",), "team-a": ("team-a-*", "shared-*"), "*": ("{namespace}-*",)})
+    assert allowed(access, "team-a", "shared-churn") and allowed(access, "team-b", "team-b-churn")
+    assert not allowed(access, "team-b", "team-a-churn") and not allowed(access, "team-b", "shared-churn")
 
 
 @pytest.mark.parametrize(
