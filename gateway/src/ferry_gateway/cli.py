@@ -3,7 +3,8 @@
 ferry keys create --consumer NAME [--file F] [--tier T] [--scopes predict,preview] [--expires-in S]
 ferry keys revoke --consumer NAME --id KEY_ID [--file F]
 ferry keys list [--file F]
-ferry keys secret --consumer NAME --secret SECRET [--namespace NS] [--dev]   # cluster consumers: the hash
+ferry keys patch --consumer NAME [--namespace NS] [--expires-in S] [--dev]   # a Consumer: the hash inline
+ferry keys secret --consumer NAME --secret SECRET [--namespace NS] [--dev]   # ...or in a Secret
 ferry token --consumer NAME [--scopes ...] [--tier T] [--expires-in S] [--audience AUD]
 ferry jwks            # the development JWKS (what `ferry-gateway --dev` trusts)
 """
@@ -104,6 +105,31 @@ def keys_create(args: argparse.Namespace, settings: Settings) -> int:
         f"key {key_id(stored)} for {args.consumer} written to {path}; the key is shown once:", file=sys.stderr
     )
     print(key)
+    return 0
+
+
+def keys_patch(args: argparse.Namespace, settings: Settings) -> int:
+    """A new key's keyed hash as a JSON patch appending it to a Consumer's apiKeys (stdout).
+
+    For ``kubectl patch consumer NAME --type json -p "$(ferry keys patch ...)"``: the hash lives
+    in the Consumer, so the gateway needs no access to Secrets; the key goes to the terminal once
+    (stderr) and is stored nowhere.
+    """
+    pepper = load_pepper(
+        settings.api_key_pepper, settings.api_key_pepper_file, settings.dev_dir, dev=args.dev
+    )
+    key = generate_key()
+    stored = hash_key(pepper, key)
+    entry: dict[str, Any] = {"hash": stored}
+    if args.expires_in:
+        entry["expiresAt"] = format_time(time.time() + args.expires_in)
+    print(json.dumps([{"op": "add", "path": "/spec/apiKeys/-", "value": entry}]))
+    print(
+        f"key {key_id(stored)} for Consumer {args.namespace}/{args.consumer}: the patch above holds "
+        f"only its hash. The key is shown once, here, and stored nowhere:",
+        file=sys.stderr,
+    )
+    print(key, file=sys.stderr)
     return 0
 
 
@@ -243,6 +269,23 @@ def parser(consumers_file: str = config.DEFAULT_CONSUMERS_FILE) -> argparse.Argu
         "--dev", action="store_true", help="use the development pepper (matches ferry-gateway --dev)"
     )
     c.set_defaults(func=keys_create)
+    pa = ks.add_parser(
+        "patch",
+        help="a new key's hash as a JSON patch for a Consumer (cluster consumers)",
+        description="Print a JSON patch appending a new API key's keyed hash to a Consumer's apiKeys, "
+        'for `kubectl patch consumer NAME --type json -p "$(ferry keys patch ...)"`; the key is '
+        f"printed once on stderr. {pepper_help} (or the dev pepper with --dev): the gateway's own, "
+        "or its keys cannot match.",
+    )
+    pa.add_argument("--consumer", required=True, help="the Consumer resource the key is for")
+    pa.add_argument("--namespace", default="ferry", help="namespace of the Consumer (default ferry)")
+    pa.add_argument(
+        "--expires-in", type=_positive, metavar="SECONDS", help="the key stops working after this"
+    )
+    pa.add_argument(
+        "--dev", action="store_true", help="use the development pepper (matches ferry-gateway --dev)"
+    )
+    pa.set_defaults(func=keys_patch)
     sc = ks.add_parser(
         "secret",
         help="a new key's hash as a labelled Kubernetes Secret (cluster consumers)",

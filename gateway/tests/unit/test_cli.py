@@ -119,15 +119,40 @@ def test_keys_secret_stores_only_the_hash_and_shows_the_key_once(
     assert ConsumerRegistry(b"pepper", index).authenticate_key(key).name == "acme"
 
 
+def test_keys_patch_puts_the_hash_in_the_consumer_and_shows_the_key_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 8 (issue 13): a key the gateway checks without reading any Secret."""
+    from ferry_gateway.consumers.k8s_source import build_index
+    from ferry_gateway.consumers.registry import ConsumerRegistry
+
+    monkeypatch.setenv("FERRY_API_KEY_PEPPER", "pepper")
+    assert cli.main(["keys", "patch", "--consumer", "acme", "--namespace", "ml", "--expires-in", "60"]) == 0
+    out = capsys.readouterr()
+    [op] = json.loads(out.out)
+    assert (op["op"], op["path"]) == ("add", "/spec/apiKeys/-")
+    assert set(op["value"]) == {"hash", "expiresAt"}
+    key = out.err.strip().splitlines()[-1]
+    assert key.startswith("fry_") and key not in out.out and "ml/acme" in out.err
+    spec = {"apiKeys": [op["value"]]}
+    index, problems = build_index([{"metadata": {"name": "acme"}, "spec": spec}], None, b"pepper")
+    assert problems == []
+    assert ConsumerRegistry(b"pepper", index).authenticate_key(key).name == "acme"
+
+
 def test_keys_secret_without_pepper_is_refused(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Hashing needs the gateway's pepper: without one nothing is printed that could not match."""
     monkeypatch.delenv("FERRY_API_KEY_PEPPER", raising=False)
     monkeypatch.delenv("FERRY_API_KEY_PEPPER_FILE", raising=False)
-    assert cli.main(["keys", "secret", "--consumer", "acme", "--secret", "k"]) == 2
-    out = capsys.readouterr()
-    assert out.out == "" and "FERRY_API_KEY_PEPPER" in out.err
+    for argv in (
+        ["keys", "secret", "--consumer", "acme", "--secret", "k"],
+        ["keys", "patch", "--consumer", "a"],
+    ):
+        assert cli.main(argv) == 2
+        out = capsys.readouterr()
+        assert out.out == "" and "FERRY_API_KEY_PEPPER" in out.err
 
 
 def test_consumers_file_without_pepper_is_refused(

@@ -74,3 +74,29 @@ def test_a_secret_holding_the_key_itself_still_works_but_is_reported() -> None:
     assert [p for p in problems if "Secret foreign" in p and "another pepper" in p]
     assert not [p for p in problems if "Secret hashed" in p]
     assert not any("fry_clear_key" in p for p in problems)
+
+
+def test_inline_hashes_need_no_secret_and_secret_refs_are_reported_when_secrets_are_not_read() -> None:
+    """Finding 8 (issue 13): a gateway that reads no Secrets still has every inline key."""
+    objs = [
+        consumer("acme", apiKeys=[{"hash": hash_key(PEPPER, "fry_inline")}, {"name": "old-key"}]),
+        consumer("gone", apiKeys=[{"hash": hash_key(PEPPER, "fry_revoked"), "revoked": True}]),
+    ]
+    index, problems = build_index(objs, None, PEPPER)
+    registry = ConsumerRegistry(PEPPER, index)
+    assert registry.authenticate_key("fry_inline").name == "acme"
+    with pytest.raises(KeyProblem) as revoked:
+        registry.authenticate_key("fry_revoked")
+    assert revoked.value.reason == "api_key_revoked"
+    [problem] = problems
+    assert "Consumer acme: apiKeys[1] names Secret old-key" in problem and "reads no Secrets" in problem
+
+
+def test_an_inline_hash_and_a_secret_with_the_same_key_are_refused_for_both() -> None:
+    stored = hash_key(PEPPER, "fry_twice")
+    objs = [consumer("acme", apiKeys=[{"hash": stored}]), consumer("shop", apiKeys=[{"name": "k"}])]
+    index, problems = build_index(objs, {"k": {"apiKey": b64(stored)}}, PEPPER)
+    with pytest.raises(KeyProblem):
+        ConsumerRegistry(PEPPER, index).authenticate_key("fry_twice")
+    [problem] = [p for p in problems if "refused" in p]
+    assert "Consumer acme (apiKeys[0])" in problem and "Consumer shop (Secret k)" in problem

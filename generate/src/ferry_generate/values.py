@@ -285,6 +285,10 @@ class Gateway(TypedDict, total=False):
     tolerations: list[Object]
     affinity: Object
     watchConsumers: bool
+    keySecrets: Annotated[
+        bool,
+        Field(description="Read API keys from labelled Secrets: list/watch on every Secret there."),
+    ]
 
 
 @with_config(_STRICT)
