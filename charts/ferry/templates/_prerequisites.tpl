@@ -121,7 +121,7 @@ chart creates that namespace now: NOTES then say to create the Secret there). */
 {{- end -}}
 {{- if and (include "ferry.testHook" .) .Values.tests.apiKeySecret -}}
 {{- $k := .Values.tests.apiKeySecretKey -}}
-{{- $secrets = append $secrets (dict "ns" $rel "name" .Values.tests.apiKeySecret "value" (printf "tests.apiKeySecret: an API key of a consumer allowed to call %s, e.g. from `ferry keys secret`" .Values.tests.model) "keys" (list (list $k)) "create" (printf "--from-literal=%s=API_KEY" $k)) -}}
+{{- $secrets = append $secrets (dict "ns" $rel "name" .Values.tests.apiKeySecret "value" (printf "tests.apiKeySecret: an API key of a consumer allowed to call %s, e.g. the one `ferry keys patch` showed" .Values.tests.model) "keys" (list (list $k)) "create" (printf "--from-literal=%s=API_KEY" $k)) -}}
 {{- end -}}
 {{- $out := "" -}}
 {{- range $secrets }}{{ $out = print $out (include "ferry.prerequisites.secret" .) }}{{ end -}}

@@ -53,7 +53,7 @@ LABEL_COLOR = f"{GROUP}/color"
 LABEL_VERSION = f"{GROUP}/model-version"
 LABEL_ROLE = f"{GROUP}/role"
 ANNOTATION_COMMAND = f"{GROUP}/command"
-# API-key Secrets the gateway reads (``ferry keys secret`` writes them).
+# API-key Secrets the gateway reads (``ferry keys secret`` writes them, holding only the key's hash).
 LABEL_API_KEY = f"{GROUP}/api-key"
 LABEL_CONSUMER = f"{GROUP}/consumer"
 API_KEY_SELECTOR = f"{LABEL_API_KEY}=true"

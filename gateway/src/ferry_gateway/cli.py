@@ -3,7 +3,8 @@
 ferry keys create --consumer NAME [--file F] [--tier T] [--scopes predict,preview] [--expires-in S]
 ferry keys revoke --consumer NAME --id KEY_ID [--file F]
 ferry keys list [--file F]
-ferry keys secret --consumer NAME --secret SECRET [--namespace NS]   # cluster consumers
+ferry keys patch --consumer NAME [--namespace NS] [--expires-in S] [--dev]   # a Consumer: the hash inline
+ferry keys secret --consumer NAME --secret SECRET [--namespace NS] [--dev]   # ...or in a Secret
 ferry token --consumer NAME [--scopes ...] [--tier T] [--expires-in S] [--audience AUD]
 ferry jwks            # the development JWKS (what `ferry-gateway --dev` trusts)
 """
@@ -107,9 +108,43 @@ def keys_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def keys_secret(args: argparse.Namespace, _: Settings) -> int:
-    """A new key as a Kubernetes Secret on stdout (for `kubectl apply -f -`), and how to attach it."""
+def keys_patch(args: argparse.Namespace, settings: Settings) -> int:
+    """A new key's keyed hash as a JSON patch appending it to a Consumer's apiKeys (stdout).
+
+    For ``kubectl patch consumer NAME --type json -p "$(ferry keys patch ...)"``: the hash lives
+    in the Consumer, so the gateway needs no access to Secrets; the key goes to the terminal once
+    (stderr) and is stored nowhere.
+    """
+    pepper = load_pepper(
+        settings.api_key_pepper, settings.api_key_pepper_file, settings.dev_dir, dev=args.dev
+    )
     key = generate_key()
+    stored = hash_key(pepper, key)
+    entry: dict[str, Any] = {"hash": stored}
+    if args.expires_in:
+        entry["expiresAt"] = format_time(time.time() + args.expires_in)
+    print(json.dumps([{"op": "add", "path": "/spec/apiKeys/-", "value": entry}]))
+    print(
+        f"key {key_id(stored)} for Consumer {args.namespace}/{args.consumer}: the patch above holds "
+        f"only its hash. The key is shown once, here, and stored nowhere:",
+        file=sys.stderr,
+    )
+    print(key, file=sys.stderr)
+    return 0
+
+
+def keys_secret(args: argparse.Namespace, settings: Settings) -> int:
+    """A new key's keyed hash as a Kubernetes Secret on stdout (for `kubectl apply -f -`).
+
+    The Secret holds only the hash: the key itself goes to the terminal once (stderr, so the pipe
+    into kubectl never carries it) and is stored nowhere, as with `keys create`. A Secret dump,
+    a backup or a GitOps repository holding these Secrets then holds nothing a caller can use.
+    """
+    pepper = load_pepper(
+        settings.api_key_pepper, settings.api_key_pepper_file, settings.dev_dir, dev=args.dev
+    )
+    key = generate_key()
+    stored = hash_key(pepper, key)
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -119,7 +154,7 @@ def keys_secret(args: argparse.Namespace, _: Settings) -> int:
             "labels": {LABEL_API_KEY: "true", LABEL_CONSUMER: args.consumer},
         },
         "type": "Opaque",
-        "stringData": {"apiKey": key},
+        "stringData": {"apiKey": stored},
     }
     print(yaml.safe_dump(secret, sort_keys=False), end="")
     ref: dict[str, Any] = {"name": args.secret}
@@ -127,10 +162,13 @@ def keys_secret(args: argparse.Namespace, _: Settings) -> int:
         ref["expiresAt"] = format_time(time.time() + args.expires_in)
     patch = json.dumps([{"op": "add", "path": "/spec/apiKeys/-", "value": ref}])
     print(
-        f"the key is in the Secret above (shown once); attach it with:\n"
-        f"  kubectl -n {args.namespace} patch consumer {args.consumer} --type json -p '{patch}'",
+        f"key {key_id(stored)} for {args.consumer}: the Secret above holds only its hash; "
+        f"attach it with:\n"
+        f"  kubectl -n {args.namespace} patch consumer {args.consumer} --type json -p '{patch}'\n"
+        f"the key is shown once, here, and stored nowhere:",
         file=sys.stderr,
     )
+    print(key, file=sys.stderr)
     return 0
 
 
@@ -231,15 +269,37 @@ def parser(consumers_file: str = config.DEFAULT_CONSUMERS_FILE) -> argparse.Argu
         "--dev", action="store_true", help="use the development pepper (matches ferry-gateway --dev)"
     )
     c.set_defaults(func=keys_create)
+    pa = ks.add_parser(
+        "patch",
+        help="a new key's hash as a JSON patch for a Consumer (cluster consumers)",
+        description="Print a JSON patch appending a new API key's keyed hash to a Consumer's apiKeys, "
+        'for `kubectl patch consumer NAME --type json -p "$(ferry keys patch ...)"`; the key is '
+        f"printed once on stderr. {pepper_help} (or the dev pepper with --dev): the gateway's own, "
+        "or its keys cannot match.",
+    )
+    pa.add_argument("--consumer", required=True, help="the Consumer resource the key is for")
+    pa.add_argument("--namespace", default="ferry", help="namespace of the Consumer (default ferry)")
+    pa.add_argument(
+        "--expires-in", type=_positive, metavar="SECONDS", help="the key stops working after this"
+    )
+    pa.add_argument(
+        "--dev", action="store_true", help="use the development pepper (matches ferry-gateway --dev)"
+    )
+    pa.set_defaults(func=keys_patch)
     sc = ks.add_parser(
         "secret",
-        help="a new key as a labelled Kubernetes Secret (cluster consumers)",
-        description="Print a Secret holding a new API key, for `kubectl apply -f -`.",
+        help="a new key's hash as a labelled Kubernetes Secret (cluster consumers)",
+        description="Print a Secret holding a new API key's keyed hash, for `kubectl apply -f -`; "
+        f"the key is printed once on stderr. {pepper_help} (or the dev pepper with --dev): the "
+        "gateway's own, or its keys cannot match.",
     )
     sc.add_argument("--consumer", required=True, help="the Consumer resource the key is for")
     sc.add_argument("--secret", required=True, help="name of the Secret to create")
     sc.add_argument("--namespace", default="ferry", help="namespace of the Consumer (default ferry)")
     sc.add_argument("--expires-in", type=_positive, metavar="SECONDS", help="expiry for the apiKeys entry")
+    sc.add_argument(
+        "--dev", action="store_true", help="use the development pepper (matches ferry-gateway --dev)"
+    )
     sc.set_defaults(func=keys_secret)
     r = ks.add_parser("revoke", help="revoke a key; a running gateway refuses it on the next request")
     r.add_argument("--consumer", required=True)

@@ -70,7 +70,14 @@ ENVIRONMENT: tuple[Var, ...] = (
         _failure_mode,
     ),
     Var("FERRY_CONSUMERS_FILE", "YAML file of consumers (see `ferry keys create`)"),
-    Var("FERRY_CONSUMER_NAMESPACE", "watch Consumer resources + labelled key Secrets in this namespace"),
+    Var("FERRY_CONSUMER_NAMESPACE", "watch Consumer resources (and their key Secrets) in this namespace"),
+    Var(
+        "FERRY_KEY_SECRETS",
+        "also read keys from labelled Secrets (needs list/watch on every Secret of the namespace); "
+        "false: only hashes inline in the Consumers",
+        "true",
+        envconfig.boolean,
+    ),
     Var("FERRY_KEY_SECRET_SELECTOR", "label selector of API-key Secrets", API_KEY_SELECTOR),
     Var("FERRY_LIMITS_FILE", "YAML file of tiers and per-model overrides"),
     Var(
@@ -220,6 +227,7 @@ class Settings:
     consumers_file: str | None = None
     consumer_namespace: str | None = None
     key_secret_selector: str = API_KEY_SELECTOR
+    key_secrets: bool = True
     limits_file: str | None = None
     jwks_url: str | None = None
     jwks_refresh_seconds: float = 300.0
@@ -293,6 +301,7 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
         consumers_file=getattr(flags, "consumers", None) or env["FERRY_CONSUMERS_FILE"],
         consumer_namespace=env["FERRY_CONSUMER_NAMESPACE"],
         key_secret_selector=env["FERRY_KEY_SECRET_SELECTOR"],
+        key_secrets=env["FERRY_KEY_SECRETS"],
         limits_file=getattr(flags, "limits", None) or env["FERRY_LIMITS_FILE"],
         jwks_url=env["FERRY_JWKS_URL"],
         jwks_refresh_seconds=env["FERRY_JWKS_REFRESH_SECONDS"],

@@ -95,7 +95,9 @@ def _consumers(
     """The registry, from the cluster, a file, the dev consumers or empty (JWT only)."""
     if s.consumer_namespace:
         consumers = ConsumerRegistry(pepper)
-        source = KubeConsumerSource(_kube_access(s), s.consumer_namespace, consumers, s.key_secret_selector)
+        source = KubeConsumerSource(
+            _kube_access(s), s.consumer_namespace, consumers, s.key_secret_selector, s.key_secrets
+        )
         parts.watches += source.watches
         return consumers, source
     if s.consumers_file:

@@ -130,3 +130,68 @@ async def test_watch_follows_consumers_and_secrets(
         )
     finally:
         await watches.stop()
+
+
+async def test_inline_hashes_work_for_a_gateway_that_may_not_read_secrets(
+    kube: tuple[Any, str], kubeconfig: str, tmp_path: Path
+) -> None:
+    """Finding 8 (issue 13): the chart's gateway Role (Consumers only, no Secret), with a real
+    service-account token, against the API server's RBAC."""
+    from ferry_gateway.auth.apikeys import hash_key
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api_client, ns = kube
+    core: Any = client.CoreV1Api(api_client)
+    rbac: Any = client.RbacAuthorizationV1Api(api_client)
+    custom: Any = client.CustomObjectsApi(api_client)
+    core.create_namespaced_service_account(ns, {"metadata": {"name": "gateway"}})
+    rules = [{"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["get", "list", "watch"]}]
+    rbac.create_namespaced_role(ns, {"metadata": {"name": "gateway"}, "rules": rules})
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "gateway"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gateway"},
+            "subjects": [{"kind": "ServiceAccount", "name": "gateway", "namespace": ns}],
+        },
+    )
+    token = core.create_namespaced_service_account_token(
+        "gateway", ns, {"spec": {"expirationSeconds": 600}}
+    ).status.token
+    token_file = tmp_path / "sa-token"
+    token_file.write_text(token)
+    admin = KubeAccess.from_kubeconfig(Path(kubeconfig), tmp_path)
+    access = KubeAccess(admin.server, admin.ca_file, token_file=str(token_file))
+
+    spec = {"tier": "pro", "apiKeys": [{"hash": hash_key(PEPPER, "fry_inline_key")}, {"name": "old"}]}
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Consumer", "metadata": {"name": "inline"}}
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, {**body, "spec": spec})
+    with pytest.raises(ApiException) as both:  # the CEL rule: a hash or a Secret, not both
+        both_spec = {"apiKeys": [{"hash": hash_key(PEPPER, "fry_x"), "name": "k"}]}
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, {**body, "metadata": {"name": "both"}, "spec": both_spec}
+        )
+    assert both.value.status == 422 and "exactly one of hash and name" in str(both.value.body)
+
+    # The token really cannot list Secrets: the Role is what the chart renders by default.
+    authz: Any = client.AuthorizationV1Api(api_client)
+    review = authz.create_subject_access_review(
+        {
+            "spec": {
+                "user": f"system:serviceaccount:{ns}:gateway",
+                "resourceAttributes": {"namespace": ns, "verb": "list", "resource": "secrets"},
+            }
+        }
+    )
+    assert review.status.allowed is False
+
+    registry = ConsumerRegistry(PEPPER)
+    source = KubeConsumerSource(access, ns, registry, read_secrets=False)
+    watches = KubeWatches(access, source.watches)
+    watches.start()
+    try:
+        await _until("first list with the gateway's token", watches.synced)
+        assert registry.authenticate_key("fry_inline_key").tier == "pro"
+    finally:
+        await watches.stop()

@@ -89,26 +89,70 @@ def test_jwks_without_issuer_and_audience_is_refused(
     assert "FERRY_JWT_ISSUER and FERRY_JWT_AUDIENCE" in capsys.readouterr().err
 
 
-def test_keys_secret_makes_a_secret_the_cluster_source_reads(capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_secret_stores_only_the_hash_and_shows_the_key_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 8 (issue 13): the Secret carries the keyed hash; the key reaches the terminal once."""
     import base64
 
     import yaml
+    from ferry_gateway.auth.apikeys import is_hash, key_id
     from ferry_gateway.consumers.k8s_source import build_index
     from ferry_gateway.consumers.registry import ConsumerRegistry
 
-    assert (
-        cli.main(["keys", "secret", "--consumer", "acme", "--secret", "acme-key-2", "--namespace", "ml"]) == 0
-    )
+    monkeypatch.setenv("FERRY_API_KEY_PEPPER", "pepper")
+    argv = ["keys", "secret", "--consumer", "acme", "--secret", "acme-key-2", "--namespace", "ml"]
+    assert cli.main(argv) == 0
     out = capsys.readouterr()
     secret = yaml.safe_load(out.out)
     assert secret["metadata"]["labels"]["ferry.dev/api-key"] == "true"
-    key = secret["stringData"]["apiKey"]
-    assert "kubectl -n ml patch consumer acme" in out.err and key not in out.err
-    data = {"acme-key-2": {"apiKey": base64.b64encode(key.encode()).decode()}}
-    index, _ = build_index(
+    stored = secret["stringData"]["apiKey"]
+    assert is_hash(stored), "the Secret must hold the keyed hash, never the key"
+    assert "kubectl -n ml patch consumer acme" in out.err and key_id(stored) in out.err
+    key = out.err.strip().splitlines()[-1]
+    assert key.startswith("fry_") and key not in out.out  # the pipe into kubectl never carries it
+    data = {"acme-key-2": {"apiKey": base64.b64encode(stored.encode()).decode()}}
+    index, problems = build_index(
         [{"metadata": {"name": "acme"}, "spec": {"apiKeys": [{"name": "acme-key-2"}]}}], data, b"pepper"
     )
+    assert problems == []
     assert ConsumerRegistry(b"pepper", index).authenticate_key(key).name == "acme"
+
+
+def test_keys_patch_puts_the_hash_in_the_consumer_and_shows_the_key_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 8 (issue 13): a key the gateway checks without reading any Secret."""
+    from ferry_gateway.consumers.k8s_source import build_index
+    from ferry_gateway.consumers.registry import ConsumerRegistry
+
+    monkeypatch.setenv("FERRY_API_KEY_PEPPER", "pepper")
+    assert cli.main(["keys", "patch", "--consumer", "acme", "--namespace", "ml", "--expires-in", "60"]) == 0
+    out = capsys.readouterr()
+    [op] = json.loads(out.out)
+    assert (op["op"], op["path"]) == ("add", "/spec/apiKeys/-")
+    assert set(op["value"]) == {"hash", "expiresAt"}
+    key = out.err.strip().splitlines()[-1]
+    assert key.startswith("fry_") and key not in out.out and "ml/acme" in out.err
+    spec = {"apiKeys": [op["value"]]}
+    index, problems = build_index([{"metadata": {"name": "acme"}, "spec": spec}], None, b"pepper")
+    assert problems == []
+    assert ConsumerRegistry(b"pepper", index).authenticate_key(key).name == "acme"
+
+
+def test_keys_secret_without_pepper_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hashing needs the gateway's pepper: without one nothing is printed that could not match."""
+    monkeypatch.delenv("FERRY_API_KEY_PEPPER", raising=False)
+    monkeypatch.delenv("FERRY_API_KEY_PEPPER_FILE", raising=False)
+    for argv in (
+        ["keys", "secret", "--consumer", "acme", "--secret", "k"],
+        ["keys", "patch", "--consumer", "a"],
+    ):
+        assert cli.main(argv) == 2
+        out = capsys.readouterr()
+        assert out.out == "" and "FERRY_API_KEY_PEPPER" in out.err
 
 
 def test_consumers_file_without_pepper_is_refused(

@@ -33,7 +33,14 @@ def test_crd_is_structural_and_validates_in_the_schema() -> None:
     spec = schema["properties"]["spec"]["properties"]
     assert spec["scopes"]["items"]["enum"] == ["predict", "preview", "admin"]
     assert spec["tier"]["default"] == "free" and "pattern" in spec["tier"]
-    assert spec["apiKeys"]["items"]["required"] == ["name"]
+    # a key is its hash inline or a Secret's name, exactly one (finding 8: no Secret needed)
+    assert spec["apiKeys"]["items"]["x-kubernetes-validations"] == [
+        {
+            "rule": "has(self.hash) != has(self.name)",
+            "message": "exactly one of hash and name (a Secret) must be set",
+        }
+    ]
+    assert "pattern" in spec["apiKeys"]["items"]["properties"]["hash"]
     assert spec["apiKeys"]["items"]["properties"]["expiresAt"]["format"] == "date-time"
 
 
@@ -48,6 +55,14 @@ def test_spec_model_accepts_a_sample_and_rejects_bad_fields() -> None:
     with pytest.raises(ValidationError) as err:
         ConsumerSpec.model_validate({**sample, "scopes": ["root"]})
     assert err.value.errors()[0]["loc"] == ("scopes", 0)
+
+
+def test_a_key_is_its_hash_inline_or_a_secret_never_both_nor_neither() -> None:
+    stored = "hmac-sha256:0123abcd:" + "f" * 64
+    assert ConsumerSpec.model_validate({"apiKeys": [{"hash": stored}]}).api_keys[0].hash == stored
+    for entry in ({}, {"hash": stored, "name": "k"}, {"hash": "fry_the_key_itself"}, {"revoked": True}):
+        with pytest.raises(ValidationError):
+            ConsumerSpec.model_validate({"apiKeys": [entry]})
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,8 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 Name = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
 OptionalName = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", max_length=63)]
 NonEmpty = Annotated[str, Field(min_length=1)]
+# A namespace name or "*" (every namespace), as a key of operator.modelAccess.
+NAMESPACE_OR_ANY = r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 Quantity = Annotated[str, Field(pattern=QUANTITY)] | Annotated[float, Field(ge=0)]
@@ -96,6 +98,14 @@ class Operator(TypedDict, total=False):
     registryTimeoutSeconds: PositiveSeconds
     deploymentMode: Literal["RawDeployment", "Standard", "Serverless", "Knative", "ModelMesh"]
     predictorCredentialsSecret: OptionalName
+    modelAccess: Annotated[
+        dict[str, list[NonEmpty]],
+        Field(
+            description="Namespace (or '*') -> registered-model name patterns it may deploy; "
+            "empty: only the models namespace, any model.",
+            json_schema_extra={"propertyNames": {"pattern": NAMESPACE_OR_ANY, "maxLength": 63}},
+        ),
+    ]
     metricsPort: Port
     healthPort: Port
     verbose: bool
@@ -307,6 +317,10 @@ class Gateway(TypedDict, total=False):
     tolerations: list[Object]
     affinity: Object
     watchConsumers: bool
+    keySecrets: Annotated[
+        bool,
+        Field(description="Read API keys from labelled Secrets: list/watch on every Secret there."),
+    ]
 
 
 @with_config(_STRICT)
@@ -473,6 +487,7 @@ _KEY_ORDER = (
     "anyOf",
     "items",
     "additionalProperties",
+    "propertyNames",
     "properties",
     "pattern",
     "minLength",

@@ -58,6 +58,8 @@ CONSUMERS = [
     # gateway/tests/test_k8s_source.py's cluster fixture, before and after its patch
     {"tier": "basic", "scopes": ["predict"], "apiKeys": [{"name": "acme-key"}]},
     {"tier": "basic", "scopes": ["predict"], "apiKeys": [{"name": "acme-key", "revoked": True}]},
+    # a key's hash inline (`ferry keys patch`): the gateway needs no Secret for it
+    {"apiKeys": [{"hash": "hmac-sha256:0123abcd:" + "f" * 64, "expiresAt": "2027-01-01T00:00:00Z"}]},
 ]  # fmt: skip
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from ferry_common import envconfig, runtime
 from ferry_common.envconfig import Var
 
+from ferry_operator import access
+from ferry_operator.access import ModelAccess
 from ferry_operator.builders import PredictorSettings
 from ferry_operator.registry import RegistryConfig
 
@@ -54,6 +56,13 @@ TABLE: tuple[Var, ...] = (
     Var(
         "FERRY_PREDICTOR_TRACKING_URI",
         "the registry address predictors use (default: MLFLOW_TRACKING_URI)",
+    ),
+    Var(
+        "FERRY_MODEL_ACCESS",
+        "JSON: namespace (or '*') -> registered-model name patterns it may deploy, e.g. "
+        '{"ml": ["*"], "*": ["{namespace}-*"]}; unset: every namespace may deploy every model',
+        None,
+        access.parse,
     ),
     Var("FERRY_REGISTRY_SECRET", "a Secret whose keys become every predictor's environment"),
     Var("FERRY_DEPLOYMENT_MODE", "KServe deployment mode of each InferenceService", "RawDeployment"),
@@ -100,6 +109,8 @@ class OperatorConfig:
     """How the operator reaches the MLflow registry."""
     predictor: PredictorSettings
     """What every predictor gets: the registry address it uses, credentials, mode and image."""
+    model_access: ModelAccess | None = None
+    """Which namespaces may deploy which registered models; None: no boundary (FERRY_MODEL_ACCESS)."""
     poll_seconds: float = 30.0
     """Seconds between registry looks per ModelDeployment (FERRY_REGISTRY_POLL_SECONDS)."""
     smoke_tester: str = "http"
@@ -142,6 +153,7 @@ def load(environ: Mapping[str, str] | None = None) -> OperatorConfig:
     return OperatorConfig(
         registry=registry,
         predictor=predictor,
+        model_access=v["FERRY_MODEL_ACCESS"],
         poll_seconds=v["FERRY_REGISTRY_POLL_SECONDS"],
         smoke_tester=v["FERRY_SMOKE_TESTER"],
         smoke_url_template=v["FERRY_SMOKE_URL_TEMPLATE"],

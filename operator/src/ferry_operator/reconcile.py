@@ -16,6 +16,7 @@ from ferry_common.contract import ANNOTATION_COMMAND, LABEL_VERSION
 from ferry_common.timefmt import format_time
 from pydantic import ValidationError
 
+from ferry_operator import access
 from ferry_operator import builders as b
 from ferry_operator.bluegreen import (
     Decision,
@@ -174,6 +175,16 @@ class Reconciler:
             spec = ModelDeploymentSpec.model_validate(md.get("spec") or {})
         except ValidationError as exc:
             await self._invalid(md, old_status, generation, now, exc)
+            return self.config.poll_seconds
+        if not access.allowed(self.config.model_access, namespace, spec.model.name):
+            # Before the registry is asked: the refusal must not depend on what it holds. What
+            # already runs is left alone (a tightened setting does not take a model offline);
+            # deleting the ModelDeployment removes it.
+            self.forget(key)
+            message = access.refusal(namespace, spec.model.name)
+            # RegistryResolved says the same: whatever it said before is not this model's answer.
+            refused = ("Ready", "RegistryResolved")
+            await self._fail(md, old_status, generation, now, access.REASON, message, refused)
             return self.config.poll_seconds
         owner = b.Owner(name, namespace, meta["uid"])
         annotations = meta.get("annotations") or {}
@@ -380,20 +391,26 @@ class Reconciler:
         """A spec the API server accepted but we cannot use (e.g. applied before the CRD had a rule)."""
         first = exc.errors()[0]
         where = "spec." + ".".join(str(p) for p in first["loc"]) if first["loc"] else "spec"
-        message = f"{where}: {first['msg']}"
-        conds = set_condition(
-            list(old.get("conditions") or []),
-            "Ready",
-            False,
-            "InvalidSpec",
-            message,
-            format_time(now),
-            generation,
-        )
+        await self._fail(md, old, generation, now, "InvalidSpec", f"{where}: {first['msg']}")
+
+    async def _fail(
+        self,
+        md: dict[str, Any],
+        old: dict[str, Any],
+        generation: int | None,
+        now: float,
+        reason: str,
+        message: str,
+        types: tuple[str, ...] = ("Ready",),
+    ) -> None:
+        """``types`` (Ready) False with ``reason``, phase Failed, one Warning event when that is news."""
+        conds = list(old.get("conditions") or [])
+        for type_ in types:
+            conds = set_condition(conds, type_, False, reason, message, format_time(now), generation)
         status = {**old, "phase": Phase.Failed.value, "observedGeneration": generation, "conditions": conds}
         if _clean(status) != _clean(old):
             await self.kube.patch_md_status(md["metadata"]["namespace"], md["metadata"]["name"], status)
-            await self.kube.post_event(md, "Warning", "InvalidSpec", message)
+            await self.kube.post_event(md, "Warning", reason, message)
 
 
 def _ready_reason(status: dict[str, Any]) -> str | None:

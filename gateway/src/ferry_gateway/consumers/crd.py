@@ -13,12 +13,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ferry_common import contract, crdschema
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Scope = Literal["predict", "preview", "admin"]
 SCOPES: tuple[str, ...] = ("predict", "preview", "admin")
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TIER_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+HASH_PATTERN = r"^hmac-sha256:[0-9a-f]{8}:[0-9a-f]{64}$"
 
 
 class _Strict(BaseModel):
@@ -43,12 +44,23 @@ class ConsumerBase(_Strict):
     disabled: bool = Field(default=False, description="Refuse every credential of this consumer at once.")
 
 
-class SecretKeyRef(_Strict):
-    name: str = Field(
+# A keyed hash is no credential (an HMAC under the gateway's pepper of a 256-bit random key), so
+# it can live in the Consumer itself, and then the gateway needs no access to Secrets at all.
+class ApiKeyRef(_Strict):
+    """One API key: its keyed hash inline, or a Secret holding that hash."""
+
+    hash: str | None = Field(
+        default=None,
+        pattern=HASH_PATTERN,
+        description="The key's keyed hash, as `ferry keys patch` writes it (exactly one of hash and name).",
+    )
+    name: str | None = Field(
+        default=None,
         pattern=NAME_PATTERN,
         max_length=253,
-        description="Secret in the Consumer's namespace, labelled ferry.dev/api-key=true; "
-        "its value is the API key, or its keyed hash from `ferry keys create`.",
+        description="Secret in the Consumer's namespace, labelled ferry.dev/api-key=true, holding the "
+        "key's keyed hash (`ferry keys secret`); read only by a gateway allowed to read Secrets "
+        "(FERRY_KEY_SECRETS, chart gateway.keySecrets).",
     )
     key: str = Field(default="apiKey", min_length=1, max_length=253, description="Data key in the Secret.")
     expires_at: datetime | None = Field(
@@ -56,15 +68,32 @@ class SecretKeyRef(_Strict):
     )
     revoked: bool = Field(default=False, description="Refused at once when true.")
 
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ApiKeyRef:
+        if (self.hash is None) == (self.name is None):
+            raise ValueError("exactly one of hash and name (a Secret) must be set")
+        return self
+
+
+ApiKeyRef.model_config["json_schema_extra"] = {
+    "x-kubernetes-validations": [
+        {
+            "rule": "has(self.hash) != has(self.name)",
+            "message": "exactly one of hash and name (a Secret) must be set",
+        }
+    ]
+}
+SecretKeyRef = ApiKeyRef  # the name before keys could be inline
+
 
 class ConsumerSpec(ConsumerBase):
     """spec of a Consumer resource. The consumer's name is metadata.name."""
 
-    api_keys: list[SecretKeyRef] = Field(default_factory=list, alias="apiKeys")
+    api_keys: list[ApiKeyRef] = Field(default_factory=list, alias="apiKeys")
 
 
 class FileApiKey(_Strict):
-    hash: str = Field(pattern=r"^hmac-sha256:[0-9a-f]{8}:[0-9a-f]{64}$", description="Keyed hash of the key.")
+    hash: str = Field(pattern=HASH_PATTERN, description="Keyed hash of the key.")
     created_at: datetime | None = Field(default=None, alias="createdAt")
     expires_at: datetime | None = Field(default=None, alias="expiresAt")
     revoked: bool = False

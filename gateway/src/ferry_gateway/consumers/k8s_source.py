@@ -1,12 +1,17 @@
-"""Consumers from the cluster: watch ``Consumer`` resources and the Secrets holding their keys.
+"""Consumers from the cluster: watch ``Consumer`` resources, and the Secrets holding their keys.
 
 The gateway image stays light: no Kubernetes client library, just list + watch over HTTPS with
 the pod's service-account token (re-read on every request, since bound tokens rotate). One
-namespace is watched; only Secrets carrying the label in ``secret_selector`` are read, so the
-gateway's RBAC can be limited to those.
+namespace is watched.
 
-A Secret value may hold the API key itself (hashed on arrival; the clear key is not kept) or
-an already keyed hash (``hmac-sha256:...``, as written by ``ferry keys create``).
+A Consumer's key is best given inline, as its keyed hash (``apiKeys: [{hash: ...}]``): a hash is
+no credential, and a gateway that reads no Secrets needs no RBAC on Secrets, which a Role cannot
+narrow to a label (list and watch reach every Secret of the namespace: the pepper, the Redis URL,
+registry credentials, TLS keys). A key may instead be named by Secret when the gateway is allowed
+to read Secrets (``read_secrets``; only those carrying the label in ``secret_selector`` are
+listed). A Secret value is a keyed hash (``hmac-sha256:...``, as ``ferry keys secret`` writes it). A Secret
+holding the API key itself still works (hashed on arrival; the clear key is not kept) but is
+reported on every load: anyone who can read Secrets there can call the gateway as that consumer.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import yaml
 from ferry_common.contract import API_KEY_SELECTOR, CONSUMER
 from pydantic import ValidationError
 
-from ferry_gateway.auth.apikeys import hash_key, is_hash, key_id
+from ferry_gateway.auth.apikeys import hash_key, is_hash, key_id, pepper_fingerprint
 from ferry_gateway.consumers.crd import ConsumerSpec
 from ferry_gateway.consumers.registry import Consumer, ConsumerIndex, ConsumerRegistry, KeyRecord
 
@@ -44,9 +49,14 @@ def _epoch(value: datetime | None) -> float | None:
 
 
 def build_index(
-    consumers: Iterable[Mapping[str, Any]], secrets: Mapping[str, Mapping[str, str]], pepper: bytes
+    consumers: Iterable[Mapping[str, Any]],
+    secrets: Mapping[str, Mapping[str, str]] | None,
+    pepper: bytes,
 ) -> tuple[ConsumerIndex, list[str]]:
     """Consumer objects + Secret data (name -> key -> base64 value) -> an index (pure).
+
+    ``secrets`` None: this gateway reads no Secrets, so a key named by Secret is reported, not
+    looked up.
 
     Returns the problems found (invalid specs, missing Secrets, shared keys) so they can be
     logged; a broken Consumer is left out rather than taking the others down with it. A key that
@@ -57,6 +67,7 @@ def build_index(
     out: list[Consumer] = []
     keys: dict[str, KeyRecord] = {}
     shared: dict[str, list[str]] = {}
+    first_where: dict[str, str] = {}  # hash -> where it was first seen, for the shared-key problem
     problems: list[str] = []
     for obj in consumers:
         name = str(obj.get("metadata", {}).get("name", "?"))
@@ -75,28 +86,53 @@ def build_index(
                 spec.disabled,
             )
         )
-        for ref in spec.api_keys:
-            raw = secrets.get(ref.name, {}).get(ref.key)
-            if raw is None:
+        for i, ref in enumerate(spec.api_keys):
+            if ref.hash is not None:
+                value, origin, where = ref.hash, f"apiKeys[{i}]", f"Consumer {name} (apiKeys[{i}])"
+            elif secrets is None:
                 problems.append(
-                    f"Consumer {name}: Secret {ref.name} (key {ref.key}) not found or not labelled"
+                    f"Consumer {name}: apiKeys[{i}] names Secret {ref.name}, but this gateway reads no "
+                    "Secrets (FERRY_KEY_SECRETS=false; chart gateway.keySecrets): give the key's hash "
+                    "instead (`ferry keys patch`)"
                 )
                 continue
-            try:
-                value = base64.b64decode(raw).decode().strip()
-            except (ValueError, UnicodeDecodeError):
-                problems.append(f"Consumer {name}: Secret {ref.name} key {ref.key} is not valid base64 text")
-                continue
-            stored = value if is_hash(value) else hash_key(pepper, value)
-            where = f"Consumer {name} (Secret {ref.name})"
+            else:
+                raw = secrets.get(str(ref.name), {}).get(ref.key)
+                if raw is None:
+                    problems.append(
+                        f"Consumer {name}: Secret {ref.name} (key {ref.key}) not found or not labelled"
+                    )
+                    continue
+                try:
+                    value = base64.b64decode(raw).decode().strip()
+                except (ValueError, UnicodeDecodeError):
+                    problems.append(
+                        f"Consumer {name}: Secret {ref.name} key {ref.key} is not valid base64 text"
+                    )
+                    continue
+                origin, where = f"Secret {ref.name} key {ref.key}", f"Consumer {name} (Secret {ref.name})"
+            if is_hash(value):
+                stored = value
+                if value.split(":")[1] != pepper_fingerprint(pepper):
+                    problems.append(
+                        f"Consumer {name}: {origin} was hashed with another pepper; it cannot match"
+                    )
+            else:
+                stored = hash_key(pepper, value)
+                problems.append(
+                    f"Consumer {name}: Secret {ref.name} key {ref.key} holds the API key itself, "
+                    f"readable by anyone who can read Secrets in this namespace; replace it with its "
+                    f"hash (a new key from `ferry keys secret`)"
+                )
             if stored in shared:
                 shared[stored].append(where)
                 continue
             if stored in keys:
-                first = keys.pop(stored)
-                shared[stored] = [f"Consumer {first.consumer} (Secret {first.secret})", where]
+                keys.pop(stored)
+                shared[stored] = [first_where[stored], where]
                 continue
             keys[stored] = KeyRecord(name, key_id(stored), _epoch(ref.expires_at), ref.revoked, ref.name)
+            first_where[stored] = where
     for stored, users in shared.items():
         problems.append(f"API key {key_id(stored)} refused: the same key is used by {', '.join(users)}")
     return ConsumerIndex(out, keys), problems
@@ -281,17 +317,21 @@ class KubeConsumerSource:
         namespace: str,
         registry: ConsumerRegistry,
         secret_selector: str = DEFAULT_SECRET_SELECTOR,
+        read_secrets: bool = True,
     ) -> None:
         self.namespace = namespace
         self.registry = registry
         self.consumers = ResourceWatch(access, CONSUMER.path(namespace), self._changed)
-        self.secrets = ResourceWatch(
-            access,
-            f"/api/v1/namespaces/{namespace}/secrets",
-            self._changed,
-            {"labelSelector": secret_selector},
-        )
-        self.watches = [self.consumers, self.secrets]
+        self.secrets: ResourceWatch | None = None
+        self.watches = [self.consumers]
+        if read_secrets:
+            self.secrets = ResourceWatch(
+                access,
+                f"/api/v1/namespaces/{namespace}/secrets",
+                self._changed,
+                {"labelSelector": secret_selector},
+            )
+            self.watches.append(self.secrets)
 
     def synced(self) -> bool:
         return all(w.synced.is_set() for w in self.watches)
@@ -299,7 +339,11 @@ class KubeConsumerSource:
     def _changed(self, _: dict[str, dict[str, Any]]) -> None:
         if not self.synced():
             return  # before both first lists are in, a Consumer would look like it had lost its Secrets
-        secrets = {name: dict(obj.get("data") or {}) for name, obj in self.secrets.items.items()}
+        secrets = (
+            None
+            if self.secrets is None
+            else {name: dict(obj.get("data") or {}) for name, obj in self.secrets.items.items()}
+        )
         index, problems = build_index(self.consumers.items.values(), secrets, self.registry.pepper)
         for problem in problems:
             log.warning("%s", problem)
