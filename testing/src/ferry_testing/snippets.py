@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -423,23 +422,3 @@ def coverage(root: Path = REPO) -> list[str]:
             if n not in covered[doc]:
                 problems.append(f"{doc}:{b.line}: snippet {n!r} is run by no test (claim it or tie it)")
     return problems
-
-
-# ---- a browser, if ferry_testing.browser is not there ---------------------------------------------
-
-
-@contextmanager
-def chromium() -> Iterator[Any]:
-    """Debian's headless Chromium under its chromedriver (no driver download)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()

@@ -28,7 +28,7 @@ from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
 from ferry_gateway.limits.tiers import parse_limits
 from ferry_gateway.upstream.catalog import ModelCatalog
 from ferry_gateway.upstream.routing import Upstreams
-from ferry_testing import gateway_jwt, snippets
+from ferry_testing import browser, gateway_jwt, snippets
 from ferry_testing.chart import champion_registered
 from ferry_testing.gateway import (
     MD_TITANIC,
@@ -474,7 +474,7 @@ def test_triton_health_and_metadata(env: dict[str, str]) -> None:
 def test_fetch_from_another_origin(dev_gateway: dict[str, str], page_origin: str) -> None:
     # The page is on another origin, so every call is preflighted; the
     # gateway is `ferry-gateway --dev`, which allows http://localhost:* as the chart's dev values do.
-    with snippets.chromium() as driver:
+    with browser.chromium() as driver:
         driver.get(page_origin)
         logs = run_fetch(driver, dev_gateway)
     check_fetch_logs(logs)
@@ -483,7 +483,7 @@ def test_fetch_from_another_origin(dev_gateway: dict[str, str], page_origin: str
 def test_fetch_snippet_on_the_gateways_own_origin(dev_gateway: dict[str, str]) -> None:
     # The same block from a page the gateway itself serves (no CORS involved): the snippet's own
     # handling (both credentials, the 429 wait, the 422 details) is checked before CORS lands.
-    with snippets.chromium() as driver:
+    with browser.chromium() as driver:
         driver.get(f"{dev_gateway['GATEWAY']}/healthz")
         logs = run_fetch(driver, dev_gateway)
     check_fetch_logs(logs)
