@@ -15,19 +15,11 @@ from ferry_gateway.consumers.registry import Consumer, ConsumerRegistry
 from ferry_gateway.upstream.routing import Upstreams
 from ferry_testing.gateway import PEPPER, GatewayServer, Keys, build_app, consumer_index
 from ferry_testing.predictor import Predictor
+from ferry_testing.titanic import PASSENGER
 
 KEYS = Keys()
 CONSUMERS = [Consumer("sender", "free", frozenset({"predict"}))]
 PATH = "/v1/models/titanic:predict"
-PASSENGER = {
-    "pclass": 1,
-    "sex": "female",
-    "age": 29.0,
-    "sibsp": 0,
-    "parch": 0,
-    "fare": 211.34,
-    "embarked": "S",
-}
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from ferry_gateway.upstream.routing import Upstreams
 from ferry_testing.gateway import PEPPER, GatewayServer, Keys, build_app, consumer_index
 from ferry_testing.gateway_jwt import JWKS, claims, sign
 from ferry_testing.predictor import Predictor
+from ferry_testing.titanic import PASSENGER
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from tritonclient.utils import InferenceServerException
 
@@ -29,15 +30,6 @@ CONSUMERS = [
     Consumer("reader", "pro", frozenset({"admin"})),
     Consumer("iris-only", "pro", frozenset({"predict"}), frozenset({"iris"})),
 ]
-PASSENGER: dict[str, Any] = {
-    "pclass": 1,
-    "sex": "female",
-    "age": 29.0,
-    "sibsp": 0,
-    "parch": 0,
-    "fare": 211.34,
-    "embarked": "S",
-}
 TYPES = {
     "pclass": "INT64",
     "sex": "BYTES",

@@ -26,6 +26,7 @@ from ferry_testing import snippets
 from ferry_testing.gateway import PEPPER, GatewayServer, Keys, LoopThread, Upstream, build_app, consumer_index
 from ferry_testing.gateway_jwt import JWKS, claims, sign
 from ferry_testing.predictor import Predictor
+from ferry_testing.titanic import PASSENGER
 
 KEYS = Keys()
 CONSUMERS = [
@@ -34,15 +35,6 @@ CONSUMERS = [
     Consumer("reader", "pro", frozenset({"admin"})),  # no predict scope
     Consumer("iris-only", "pro", frozenset({"predict", "preview"}), frozenset({"iris"})),
 ]
-PASSENGER = {
-    "pclass": 1,
-    "sex": "female",
-    "age": 29.0,
-    "sibsp": 0,
-    "parch": 0,
-    "fare": 211.34,
-    "embarked": "S",
-}
 TYPES = {"pclass": "INT64", "sex": "BYTES", "age": "FP64", "sibsp": "INT64", "parch": "INT64", "fare": "FP64"}
 TYPES["embarked"] = "BYTES"
 V1_BODY = {"instances": [PASSENGER]}
