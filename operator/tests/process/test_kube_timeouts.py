@@ -66,10 +66,19 @@ def silent_api_server() -> Iterator[SilentServer]:
 
 MD = {"metadata": {"name": NAME, "namespace": NS, "uid": "u1"}}
 ISVC = {
-    "metadata": {"name": "titanic-green", "namespace": NS, "labels": {}, "annotations": {}},
+    "metadata": {
+        "name": "titanic-green",
+        "namespace": NS,
+        "labels": {},
+        "annotations": {},
+        "ownerReferences": [],
+    },
     "spec": {"predictor": {}},
 }
-SVC = {"metadata": {"name": NAME, "namespace": NS, "labels": {}}, "spec": {"selector": {}, "ports": []}}
+SVC = {
+    "metadata": {"name": NAME, "namespace": NS, "labels": {}, "ownerReferences": []},
+    "spec": {"selector": {}, "ports": []},
+}
 CALLS: dict[str, Any] = {
     "get_md": lambda k: k.get_md(NS, NAME),
     "patch_md_status": lambda k: k.patch_md_status(NS, NAME, {"phase": "Stable"}),
