@@ -73,6 +73,9 @@ def test_origins_parse_as_browsers_send_them(raw: str, parsed: Origin) -> None:
         "http://[::1",
         "http://[::1]x",
         "http://-bad.example",
+        # a trailing newline: `$` alone would let it through into Access-Control-Allow-Origin
+        "http://localhost\n",
+        "http\n://localhost",
     ],
 )
 def test_malformed_origins_are_refused(raw: str) -> None:

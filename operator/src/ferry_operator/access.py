@@ -28,7 +28,7 @@ from fnmatch import fnmatchcase
 ANY_NAMESPACE = "*"
 NAMESPACE_PLACEHOLDER = "{namespace}"
 REASON = "ModelNotAllowed"
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def parse(raw: str) -> ModelAccess:
         raise ValueError("expected a JSON object of namespace -> [patterns]")
     rules: dict[str, tuple[str, ...]] = {}
     for namespace, patterns in doc.items():
-        if namespace != ANY_NAMESPACE and not _NAMESPACE.match(namespace):
+        if namespace != ANY_NAMESPACE and not _NAMESPACE.fullmatch(namespace):
             raise ValueError(f"{namespace!r} is not a namespace name (nor '*')")
         if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
             raise ValueError(f"{namespace}: expected a list of non-empty name patterns")

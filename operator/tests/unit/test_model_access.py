@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -288,3 +289,9 @@ async def test_a_model_changed_to_a_refused_one_stops_resolving_and_leaves_what_
     assert [e for e in kube.full_events if e[1] == access.REASON] == [
         ("Warning", access.REASON, refusal("team-a", "titanic-survival"))
     ]
+
+
+@pytest.mark.parametrize("name", ["ml\n", "ml\nprod", "-ml", "ML"])
+def test_a_setting_naming_no_namespace_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="is not a namespace name"):
+        access.parse(json.dumps({name: ["*"]}))

@@ -30,7 +30,7 @@ log = logging.getLogger("ferry_predictor.model")
 
 TOLERANCE = 1e-6
 CONSTRAINTS_FILE = "ferry_constraints.json"
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
+_MODELS_URI = re.compile(r"models:/(?P<name>[^/@\s]+)(?:/(?P<version>[^/\s]+)|@(?P<alias>[^/\s]+))/?")
 
 
 @dataclass
@@ -104,7 +104,7 @@ def resolve_version(uri: str, tracking_uri: str | None, override: str | None) ->
     """The registry version this URI serves: the operator's FERRY_MODEL_VERSION, the URI's, or the alias'."""
     if override:
         return override
-    m = _MODELS_URI.match(uri)
+    m = _MODELS_URI.fullmatch(uri)
     if m is None:
         return "unregistered"
     if m["version"] is not None and m["version"].isdigit():

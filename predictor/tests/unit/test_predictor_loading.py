@@ -67,6 +67,8 @@ def test_constraints_must_be_an_object(tmp_path: Path) -> None:
         ("models:/m/7", "9", "9"),
         ("runs:/abc/model", None, "unregistered"),
         ("s3://bucket/model", "3", "3"),
+        # `$` alone would match before the newline and report version 7 for a URI MLflow refuses
+        ("models:/m/7\n", None, "unregistered"),
     ],
 )
 def test_the_reported_version(uri: str, override: str | None, expected: str) -> None:

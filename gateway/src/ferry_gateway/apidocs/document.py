@@ -171,7 +171,7 @@ def build(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     doc = _base()
     for name in sorted(models):
         sig = signature(models[name])
-        if sig is not None and MODEL_NAME.match(name):
+        if sig is not None and MODEL_NAME.fullmatch(name):
             _add_model(doc, name, sig)
     return doc
 

@@ -54,10 +54,10 @@ DEV_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*")
 # Headers a browser sends without asking (the Fetch standard's CORS-safelisted request headers).
 _SAFELISTED = frozenset({"accept", "accept-language", "content-language", "content-type"})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token: method and header names
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 # A host as browsers serialise it in Origin: lower-case DNS name, IPv4, or bracketed IPv6.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
-_HOST = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\])$")
+_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 ANY_PORT = -1
 
@@ -88,10 +88,10 @@ class OriginPattern:
 def parse_origin(raw: str) -> Origin | None:
     """The Origin header's value as an Origin; None for ``null`` or anything malformed."""
     scheme, sep, rest = raw.partition("://")
-    if not sep or not _SCHEME.match(scheme) or not rest:
+    if not sep or not _SCHEME.fullmatch(scheme) or not rest:
         return None
     host, port = _split_port(rest)
-    if host is None or not _HOST.match(host):
+    if host is None or not _HOST.fullmatch(host):
         return None
     if port is not None:
         if not port.isdigit() or len(port) > 5 or int(port) > 65535 or (len(port) > 1 and port[0] == "0"):

@@ -12,7 +12,7 @@ from ferry_common.logs import bind
 
 from ferry_gateway.edge.request import CONTEXT, RequestContext
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # A random per-process prefix and a counter: unique without a urandom call per request.
 _ID_PREFIX = secrets.token_hex(8)
 _id_counter = itertools.count(1)
@@ -36,7 +36,7 @@ class RequestIds:
         rid = headers.get(b"x-request-id", b"").decode("latin-1")
         client = scope.get("client")
         ctx = RequestContext(
-            rid if REQUEST_ID.match(rid) else new_request_id(),
+            rid if REQUEST_ID.fullmatch(rid) else new_request_id(),
             scope["path"],
             client[0] if client else "-",
             headers,

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 
 from ferry_gateway.upstream.catalog import ModelEntry
 
-MODEL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+MODEL_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # The operator's colours (ferry_operator.resource.Color); anything else in a status is not trusted
 # into a host name and falls back to the stable Services.
 COLOURS = frozenset({"blue", "green"})
 
 
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Kind(enum.Enum):
