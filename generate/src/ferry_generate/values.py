@@ -233,6 +233,12 @@ _GATEWAY_RULES: list[Any] = [
         _props(ingress=_props(tls=_props(enabled={"const": True}))),
         _props(ingress=_props(tls=_props(secretName=_SET))),
     ),
+    # Dev mode lets anyone holding the published dev keys in: never behind an Ingress (use
+    # `kubectl port-forward` to try a dev install from outside the cluster).
+    _when(
+        {"properties": {"devMode": {"const": True}}, "required": ["devMode"]},
+        _props(ingress=_props(enabled={"const": False})),
+    ),
     # A JWKS without issuer and audience is refused by the gateway outside dev mode.
     _when(
         {

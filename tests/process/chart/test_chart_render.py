@@ -207,6 +207,11 @@ def test_environments_differ_where_they_should() -> None:
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
         ("operator.peering.name=Not_DNS", "at '/operator/peering/name'"),
         ("mlflow.external.trackingUri=ftp://x", "at '/mlflow/external/trackingUri'"),
+        # The dev keys are published: a dev-mode gateway is never exposed by an Ingress (issue 13, 12).
+        (
+            "gateway.devMode=true,gateway.ingress.enabled=true",
+            "at '/gateway/ingress/enabled': value must be false",
+        ),
         # Signing keys are never fetched in clear: the gateway refuses http, so does the chart.
         ("gateway.jwt.jwksUrl=http://idp.example/jwks", "at '/gateway/jwt/jwksUrl'"),
         # The gateway refuses a JWKS without issuer and audience outside dev mode; so does the chart.
