@@ -29,6 +29,7 @@ AUTH_FAILURES_NAME = "ferry_gateway_auth_failures_total"
 REDIS_ERRORS_NAME = "ferry_gateway_redis_errors_total"
 UPSTREAM_ERRORS_NAME = "ferry_gateway_upstream_errors_total"
 CIRCUIT_OPEN_NAME = "ferry_gateway_circuit_open"
+CONSUMERS_REJECTED_NAME = "ferry_gateway_consumers_file_rejected"
 
 ALL_NAMES = (
     REQUESTS_NAME,
@@ -39,6 +40,7 @@ ALL_NAMES = (
     REDIS_ERRORS_NAME,
     UPSTREAM_ERRORS_NAME,
     CIRCUIT_OPEN_NAME,
+    CONSUMERS_REJECTED_NAME,
 )
 
 # Latency buckets resolve the sub-millisecond gateway overhead as well as slow models.
@@ -93,6 +95,13 @@ CIRCUIT_OPEN = Gauge(
     CIRCUIT_OPEN_NAME,
     "1 while the circuit breaker in front of a dependency (redis or an upstream) is open.",
     ["target"],
+    registry=REGISTRY,
+)
+
+CONSUMERS_REJECTED = Gauge(
+    CONSUMERS_REJECTED_NAME,
+    "1 while the consumers file on disk is refused (unreadable or invalid) and the last good copy "
+    "still decides who gets in: edits to it, revocations too, are not in force.",
     registry=REGISTRY,
 )
 

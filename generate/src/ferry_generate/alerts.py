@@ -80,6 +80,15 @@ GATEWAY = (
         "The gateway cannot reach Redis",
         "Rate limits are failing open or closed (per FERRY_RATE_LIMIT_FAILURE_MODE) while Redis is down.",
     ),
+    Alert(
+        "FerryGatewayConsumersFileRejected",
+        f"max({gw.CONSUMERS_REJECTED_NAME}) > 0",
+        "5m",
+        "critical",
+        "A gateway refuses its consumers file",
+        "The gateway serves the last good copy of its consumers file: edits to it, revocations "
+        "included, are not in force until the file is fixed; its log says why it was refused.",
+    ),
 )
 
 OPERATOR = (

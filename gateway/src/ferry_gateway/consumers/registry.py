@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from ferry_gateway import metrics
 from ferry_gateway.auth.apikeys import hash_key, key_id, pepper_fingerprint
 from ferry_gateway.consumers.crd import ConsumersFile
 
@@ -137,6 +138,7 @@ class ConsumerRegistry:
             log.error(
                 "consumers file %s unreadable (%s); keeping the last good copy", self.path, exc.strerror
             )
+            metrics.CONSUMERS_REJECTED.set(1)
             return
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
@@ -147,9 +149,11 @@ class ConsumerRegistry:
             if force:
                 raise
             log.error("consumers file rejected, keeping the last good copy: %s", exc)
+            metrics.CONSUMERS_REJECTED.set(1)
             self._stamp = stamp
             return
         self._index, self._stamp = index, stamp
+        metrics.CONSUMERS_REJECTED.set(0)
         log.info("loaded %d consumers, %d keys from %s", len(index.consumers), len(index.keys), self.path)
 
     def _current(self) -> ConsumerIndex:
