@@ -15,9 +15,11 @@ headers (only the h11 one has ``h11_max_incomplete_event_size``). So ``GuardedPr
   table of codes has no 431), and the connection is closed.
 
 The body has its own deadline, in the app (``ferry_common.asgi.read_body``), read before any
-quota is spent. ``limit_concurrency`` is uvicorn's own: open connections plus requests in
-flight; past it a request is answered 503 at once (uvicorn's plain-text answer). Idle sockets count
-against it, which is why the header deadline matters: it is what gives their slots back.
+quota is spent. ``limit_concurrency`` counts as uvicorn's own does (open connections plus requests
+in flight) but is checked here, so that past it a request is answered 503 at once in the error
+envelope, with Retry-After, rather than uvicorn's plain-text "Service Unavailable" that clients'
+envelope parsers cannot read. Idle sockets count against it, which is why the header deadline
+matters: it is what gives their slots back.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 from typing import Any
 
 import orjson
+from ferry_common.asgi import Receive, Scope, Send
 from ferry_common.errors import ErrorCode, FerryError, FieldError
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -35,6 +38,29 @@ from ferry_gateway.config import DEFAULT_HEADER_TIMEOUT_SECONDS, DEFAULT_MAX_HEA
 log = logging.getLogger("ferry_gateway.server")
 
 _REASONS = {408: b"Request Timeout", 413: b"Content Too Large"}
+
+
+async def _over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer past ``limit_concurrency``: nothing was read or spent; the caller may retry."""
+    error = FerryError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        "the gateway is at its connection limit; retry shortly",
+        [FieldError("connections", "over this gateway's limit of open connections and requests")],
+    )
+    body = orjson.dumps(error.envelope())
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -46,6 +72,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     header_timeout: float = DEFAULT_HEADER_TIMEOUT_SECONDS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_concurrency: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -85,6 +112,17 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         self._awaiting_headers = False
+        limit = self.max_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            # uvicorn runs ``self.app`` for the request whose headers just completed: for this one
+            # request, that is the envelope's 503
+            log.warning("connection limit (%d) reached: request refused with 503", limit)
+            app, self.app = self.app, _over_capacity
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+            return
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -143,20 +181,26 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def protocol(header_timeout: float, max_header_bytes: int) -> type[GuardedProtocol]:
+def protocol(
+    header_timeout: float, max_header_bytes: int, max_concurrency: int | None = None
+) -> type[GuardedProtocol]:
     """A ``GuardedProtocol`` class with these limits, for uvicorn's ``http`` option."""
     return type(
         "GuardedProtocol",
         (GuardedProtocol,),
-        {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes},
+        {
+            "header_timeout": header_timeout,
+            "max_header_bytes": max_header_bytes,
+            "max_concurrency": max_concurrency,
+        },
     )
 
 
 def uvicorn_options(s: Settings) -> dict[str, Any]:
     """What the gateway passes to uvicorn besides the app, host and port: its protocol with the
-    header limits, and the connection limits from the settings."""
+    header and connection limits (not uvicorn's ``limit_concurrency``: see the module docstring),
+    and the keep-alive timeout from the settings."""
     return {
-        "http": protocol(s.header_timeout_seconds, s.max_header_bytes),
-        "limit_concurrency": s.limit_concurrency,
+        "http": protocol(s.header_timeout_seconds, s.max_header_bytes, s.limit_concurrency),
         "timeout_keep_alive": s.keep_alive_seconds,
     }

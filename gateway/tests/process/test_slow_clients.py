@@ -213,7 +213,10 @@ def test_past_the_concurrency_limit_requests_are_refused_until_the_deadline_free
     idle = [_open(addr) for _ in range(60)]
     with httpx.Client(timeout=30) as client:
         refused = client.post(f"http://{addr}{PATH}", content=b"{}", headers={"X-API-Key": GOOD})
-    assert refused.status_code == 503, refused.text  # at once, instead of queueing without bound
+    # at once, instead of queueing without bound, and in the envelope clients parse
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error_code"] == "SERVICE_UNAVAILABLE", refused.text
+    assert refused.headers["retry-after"] == "1"
     wait_for("the idle sockets to be closed", lambda: all(_closed_by_server(s) for s in idle), DEADLINE + 30)
     for sock in idle:
         sock.close()
