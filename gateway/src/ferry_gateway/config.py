@@ -142,7 +142,7 @@ ENVIRONMENT: tuple[Var, ...] = (
     Var(
         "FERRY_LIMIT_CONCURRENCY",
         "open connections (idle ones included) plus requests in flight one gateway process takes; "
-        "past it a request gets 503 at once",
+        "past it a request gets 503 (SERVICE_UNAVAILABLE, Retry-After: 1) at once",
         str(DEFAULT_LIMIT_CONCURRENCY),
         envconfig.positive_int,
     ),
