@@ -20,7 +20,7 @@ from ferry_gateway.upstream.routing import Upstreams
 from ferry_testing.gateway import PEPPER, GatewayServer, Keys, build_app, consumer_index
 from ferry_testing.gateway_jwt import JWKS, claims, sign
 from ferry_testing.predictor import Predictor
-from ferry_testing.titanic import PASSENGER
+from ferry_testing.titanic import PASSENGER, V2_TYPES
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from tritonclient.utils import InferenceServerException
 
@@ -30,15 +30,7 @@ CONSUMERS = [
     Consumer("reader", "pro", frozenset({"admin"})),
     Consumer("iris-only", "pro", frozenset({"predict"}), frozenset({"iris"})),
 ]
-TYPES = {
-    "pclass": "INT64",
-    "sex": "BYTES",
-    "age": "FP64",
-    "sibsp": "INT64",
-    "parch": "INT64",
-    "fare": "FP64",
-    "embarked": "BYTES",
-}
+
 MD = {
     "metadata": {"name": "titanic"},
     "status": {
@@ -84,9 +76,9 @@ def creds(request: pytest.FixtureRequest) -> Headers:
 
 def column(name: str) -> np.ndarray[Any, Any]:
     value = PASSENGER[name]
-    if TYPES[name] == "BYTES":
+    if V2_TYPES[name] == "BYTES":
         return np.array([value.encode()], dtype=np.object_)
-    return np.array([value], dtype=np.int64 if TYPES[name] == "INT64" else np.float64)
+    return np.array([value], dtype=np.int64 if V2_TYPES[name] == "INT64" else np.float64)
 
 
 # ---- kserve's client ---------------------------------------------------------------------------
@@ -108,7 +100,7 @@ async def test_kserve_v1_client(gw: str, creds: Headers) -> None:
 
 def kserve_request(binary: bool) -> InferRequest:
     inputs = []
-    for name, datatype in TYPES.items():
+    for name, datatype in V2_TYPES.items():
         i = InferInput(name, [1], datatype)
         i.set_data_from_numpy(column(name), binary_data=binary)
         inputs.append(i)
@@ -168,7 +160,7 @@ def triton_infer(
     tc: triton.InferenceServerClient, headers: dict[str, str], binary: bool, version: str = ""
 ) -> Any:
     inputs = []
-    for name, datatype in TYPES.items():
+    for name, datatype in V2_TYPES.items():
         i = triton.InferInput(name, [1], datatype)
         i.set_data_from_numpy(column(name), binary_data=binary)
         inputs.append(i)
@@ -188,7 +180,7 @@ def test_tritonclient_health_metadata_and_json_infer(
     server = tc.get_server_metadata(headers=creds())
     assert server["name"] == "ferry-gateway" and "binary_tensor_data" in server["extensions"]
     meta = tc.get_model_metadata("titanic", headers=creds())
-    assert meta["versions"] == ["1"] and [i["name"] for i in meta["inputs"]] == list(TYPES)
+    assert meta["versions"] == ["1"] and [i["name"] for i in meta["inputs"]] == list(V2_TYPES)
     assert tc.get_model_metadata("titanic", model_version="2", headers=creds())["versions"] == ["2"]
     result = triton_infer(tc, creds(), binary=False)
     assert result.as_numpy("predictions").tolist() == [1]

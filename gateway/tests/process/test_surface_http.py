@@ -26,7 +26,7 @@ from ferry_testing import snippets
 from ferry_testing.gateway import PEPPER, GatewayServer, Keys, LoopThread, Upstream, build_app, consumer_index
 from ferry_testing.gateway_jwt import JWKS, claims, sign
 from ferry_testing.predictor import Predictor
-from ferry_testing.titanic import PASSENGER
+from ferry_testing.titanic import PASSENGER, V2_TYPES
 
 KEYS = Keys()
 CONSUMERS = [
@@ -35,11 +35,10 @@ CONSUMERS = [
     Consumer("reader", "pro", frozenset({"admin"})),  # no predict scope
     Consumer("iris-only", "pro", frozenset({"predict", "preview"}), frozenset({"iris"})),
 ]
-TYPES = {"pclass": "INT64", "sex": "BYTES", "age": "FP64", "sibsp": "INT64", "parch": "INT64", "fare": "FP64"}
-TYPES["embarked"] = "BYTES"
+
 V1_BODY = {"instances": [PASSENGER]}
 V2_BODY = {
-    "inputs": [{"name": c, "datatype": t, "shape": [1], "data": [PASSENGER[c]]} for c, t in TYPES.items()]
+    "inputs": [{"name": c, "datatype": t, "shape": [1], "data": [PASSENGER[c]]} for c, t in V2_TYPES.items()]
 }
 
 

@@ -12,6 +12,7 @@ from ferry_devcluster.procs import wait_for
 from ferry_mlflow_example.train import Registered
 from ferry_predictor import metrics
 from ferry_testing.predictor import Predictor
+from ferry_testing.titanic import V2_TYPES
 
 PASSENGERS = [
     {"pclass": 1, "sex": "female", "age": 29.0, "sibsp": 0, "parch": 0, "fare": 211.34, "embarked": "S"},
@@ -46,18 +47,10 @@ def test_v1_predict_answers_with_classes_probabilities_and_identity(champion: Pr
 
 
 def test_v2_infer_gives_the_same_answer_as_v1(champion: Predictor) -> None:
-    columns = ["pclass", "sex", "age", "sibsp", "parch", "fare", "embarked"]
-    types = {
-        "pclass": "INT64",
-        "sex": "BYTES",
-        "age": "FP64",
-        "sibsp": "INT64",
-        "parch": "INT64",
-        "fare": "FP64",
-        "embarked": "BYTES",
-    }
     row = PASSENGERS[0]
-    body = {"inputs": [{"name": c, "datatype": types[c], "shape": [1], "data": [row[c]]} for c in columns]}
+    body = {
+        "inputs": [{"name": c, "datatype": t, "shape": [1], "data": [row[c]]} for c, t in V2_TYPES.items()]
+    }
     r = post(champion, "/v2/models/titanic/infer", body)
     assert r.status_code == 200, r.text
     out = r.json()
