@@ -75,3 +75,6 @@ class PredictorEnv:
     # The name clients address (the ModelDeployment's), whichever colour's InferenceService answers.
     MODEL_NAME = "FERRY_MODEL_NAME"
     MODEL_DIR = "FERRY_MODEL_DIR"
+    # The version's artifact digest (``ferry_common.digest``) the operator recorded when it first
+    # resolved the version: a predictor refuses to load (unpickle) artifacts that differ.
+    ARTIFACT_DIGEST = "FERRY_ARTIFACT_DIGEST"

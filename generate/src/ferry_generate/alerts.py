@@ -151,6 +151,15 @@ PREDICTOR = (
         "The model cannot be downloaded or loaded (registry down, wrong URI or credentials).",
     ),
     Alert(
+        "FerryPredictorArtifactMismatch",
+        f"max by (namespace, pod, model, version) ({pr.ARTIFACT_MISMATCH}) > 0",
+        "0m",
+        "critical",
+        "Predictor {{ $labels.pod }} refused {{ $labels.model }} v{{ $labels.version }}: artifacts changed",
+        "The artifact store holds files for this version other than those the operator recorded: "
+        "someone with write access to the registry or the store changed them. Nothing was loaded.",
+    ),
+    Alert(
         "FerryPredictor5xxRatioHigh",
         _ratio(
             f'sum by (model, version) (rate({pr.REQUESTS_TOTAL}{{status=~"5.."}}[5m]))',

@@ -112,11 +112,15 @@ def inference_service(
     version: str,
     min_replicas: int,
     settings: PredictorSettings,
+    artifact_digest: str | None = None,
 ) -> dict[str, Any]:
-    """The InferenceService of one colour, pinned to one registry version.
+    """The InferenceService of one colour, pinned to one registry version and its artifacts.
 
     The URI is pinned (``models:/NAME/VERSION``) even when the spec follows an alias: a pod that
     restarts must load the version its colour was verified with, not wherever the alias is now.
+    A version number does not pin what is stored under it, so ``artifact_digest`` (recorded
+    when the version was first resolved) goes along: every pod, restarted or scaled out later,
+    refuses artifacts that differ from it before unpickling anything.
     """
     a = spec.autoscaling
     pod_labels = {**_labels(owner), LABEL_COLOR: color.value, LABEL_VERSION: version}
@@ -129,6 +133,8 @@ def inference_service(
         # changes the URL clients and the gateway use.
         {"name": PredictorEnv.MODEL_NAME, "value": owner.name},
     ]
+    if artifact_digest is not None:
+        env.append({"name": PredictorEnv.ARTIFACT_DIGEST, "value": artifact_digest})
     resources = spec.predictor.resources.model_dump(exclude_none=True)
     env_from = (
         [{"secretRef": {"name": settings.credentials_secret, "optional": True}}]

@@ -38,8 +38,11 @@ class KubeAPI(Protocol):
 
 
 class RegistryAPI(Protocol):
-    """The model registry as the reconcile asks it: resolve a reference, fetch an input example."""
+    """The model registry as the reconcile asks it: resolve a reference, digest a version's
+    artifacts (``ferry_common.digest``), fetch an input example."""
 
     async def resolve(self, ref: ModelRef, /) -> ResolvedVersion: ...
+
+    async def artifact_digest(self, name: str, version: str, /) -> str: ...
 
     async def input_example(self, resolved: ResolvedVersion, /) -> Any | None: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,7 +120,21 @@ class Reconciler:
     def forget(self, key: Key) -> None:
         self.memos.pop(key, None)
 
-    async def resolve(self, key: Key, spec: ModelDeploymentSpec, command: str | None) -> RegistryOutcome:
+    async def resolve(
+        self,
+        key: Key,
+        spec: ModelDeploymentSpec,
+        command: str | None,
+        recorded: Mapping[str, str] | None = None,
+    ) -> RegistryOutcome:
+        """The registry's answer for ``spec.model``, with the resolved version's artifact digest.
+
+        The digest is taken from ``recorded`` (status) or the memo when this version has one, and
+        computed (every artifact downloaded once) only the first time a version is resolved:
+        trust on first use. A version whose digest cannot be computed counts as unresolved, so
+        nothing is deployed that its predictors could not be held to.
+        """
+        recorded = recorded or {}
         memo = self.memos.get(key)
         mono = self.monotonic()
         uri = spec.model.uri
@@ -129,6 +144,11 @@ class Reconciler:
             return memo.outcome
         try:
             resolved = await self.registry.resolve(spec.model)
+            known = memo.outcome if memo is not None and memo.outcome.resolved == resolved else None
+            artifact_digest = recorded.get(resolved.version) or (known.artifact_digest if known else None)
+            if artifact_digest is None:
+                artifact_digest = await self.registry.artifact_digest(resolved.name, resolved.version)
+                log.info("%s/%s: %s artifacts: %s", *key, resolved.uri, artifact_digest)
         except RegistryError as err:
             failures = (memo.failures + 1) if memo is not None and memo.uri == uri else 1
             # Outages back off exponentially up to the poll interval; a missing model is re-checked
@@ -139,11 +159,10 @@ class Reconciler:
             outcome = RegistryOutcome(None, err.reason, err.message)
             self.memos[key] = _Memo(uri, outcome, mono + delay, failures, command)
             return outcome
-        outcome = RegistryOutcome(
-            resolved, "Resolved", f"{uri} -> version {resolved.version}", format_time(self.clock())
-        )
-        if memo is not None and memo.outcome.resolved == resolved:
-            outcome = RegistryOutcome(resolved, "Resolved", outcome.message, memo.outcome.resolved_at)
+        message = f"{uri} -> version {resolved.version}"
+        outcome = RegistryOutcome(resolved, "Resolved", message, format_time(self.clock()), artifact_digest)
+        if known is not None:
+            outcome = RegistryOutcome(resolved, "Resolved", message, known.resolved_at, artifact_digest)
         self.memos[key] = _Memo(uri, outcome, mono + self.config.poll_seconds, 0, command)
         return outcome
 
@@ -190,8 +209,11 @@ class Reconciler:
         annotations = meta.get("annotations") or {}
         raw_command = annotations.get(ANNOTATION_COMMAND)
 
-        outcome = await self.resolve(key, spec, raw_command)
+        recorded = dict(old_status.get("artifactDigests") or {})
+        outcome = await self.resolve(key, spec, raw_command, recorded)
         target = outcome.resolved.version if outcome.resolved else None
+        if target is not None and outcome.artifact_digest is not None:
+            recorded[target] = outcome.artifact_digest
         state = from_status(old_status.get("rollout"), old_status.get("history"))
         policy = _policy(spec)
 
@@ -203,9 +225,9 @@ class Reconciler:
             # The smoke test can take a while (a request each, up to its timeout): first show what
             # is happening (phase Verifying, the preview Service on the preview), then run it and
             # decide again on a fresh observation, as the next pass would.
-            _, conflicts = await self._converge(owner, spec, decision, live)
+            _, conflicts = await self._converge(owner, spec, decision, live, recorded)
             old_status = await self._write_status(
-                md, old_status, outcome, decision, predictors, now, conflicts
+                md, old_status, outcome, decision, predictors, now, conflicts, recorded
             )
             await self._post(md, decision.events)
             log.info("%s/%s: %s", namespace, name, decision.message)
@@ -225,10 +247,10 @@ class Reconciler:
             obs = Observation(now, target, ready, active_replicas, result)
             decision = decide(decision.state, policy, obs)
 
-        requeue, conflicts = await self._converge(owner, spec, decision, live)
+        requeue, conflicts = await self._converge(owner, spec, decision, live, recorded)
         if decision.phase.value != old_status.get("phase"):
             log.info("%s/%s: phase %s: %s", namespace, name, decision.phase.value, decision.message)
-        await self._write_status(md, old_status, outcome, decision, predictors, now, conflicts)
+        await self._write_status(md, old_status, outcome, decision, predictors, now, conflicts, recorded)
         await self._post(md, decision.events)
         for reason, message in _registry_events(read_status, outcome):
             await self.kube.post_event(md, "Warning" if reason != "Resolved" else "Normal", reason, message)
@@ -263,9 +285,10 @@ class Reconciler:
         predictors: dict[Color, PredictorState],
         now: float,
         conflicts: tuple[str, ...] = (),
+        recorded: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Patch status to what ``decision`` says (nothing when unchanged); returns the new status.
-        A name conflict newly found is also a Warning event."""
+        A name conflict newly found is also a Warning event, a digest newly recorded a Normal one."""
         meta = md["metadata"]
         status: dict[str, Any] = _clean(
             compute_status(
@@ -277,10 +300,21 @@ class Reconciler:
                 predictors=predictors,
                 now=format_time(now),
                 conflicts=conflicts,
+                recorded=recorded or {},
             )
         )
         if status != _clean(old_status):
             await self.kube.patch_md_status(meta["namespace"], meta["name"], merge_patch(old_status, status))
+        before = old_status.get("artifactDigests") or {}
+        for version, value in sorted((status.get("artifactDigests") or {}).items()):
+            if before.get(version) != value:
+                await self.kube.post_event(
+                    md,
+                    "Normal",
+                    "ArtifactDigestRecorded",
+                    f"version {version}: artifacts {value} (first seen now; every predictor of this "
+                    "version must load exactly these)",
+                )
         if conflicts and _ready_reason(old_status) != NAME_CONFLICT:
             for message in conflicts:
                 log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
@@ -327,6 +361,7 @@ class Reconciler:
         spec: ModelDeploymentSpec,
         d: Decision,
         live: dict[Color, dict[str, Any] | None],
+        recorded: Mapping[str, str],
     ) -> tuple[bool, tuple[str, ...]]:
         """Make the cluster match the decision, touching only objects we control. Returns
         whether another pass is needed soon, and each object under our names we do not control."""
@@ -352,7 +387,16 @@ class Reconciler:
                 again = True
                 continue
             desired = b.inference_service(
-                owner, spec, color, spec.model.name, plan.version, plan.min_replicas, self.config.predictor
+                owner,
+                spec,
+                color,
+                spec.model.name,
+                plan.version,
+                plan.min_replicas,
+                self.config.predictor,
+                # None only for a version deployed before digests were recorded: it runs unverified
+                # until the registry next resolves it (then its pods roll to verified ones).
+                recorded.get(plan.version),
             )
             await self.kube.apply_isvc(desired, current)
         active_name, preview_name = b.service_names(owner.name)

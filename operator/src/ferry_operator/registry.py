@@ -8,16 +8,22 @@ waiting can fix it (an outage) or a human must (a missing model).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from ferry_common import digest
 
 from ferry_operator.metrics import REGISTRY_ERRORS, REGISTRY_SECONDS
 from ferry_operator.resource import ModelRef
 
 API = "/api/2.0/mlflow"
+ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+PROXY = "mlflow-artifacts:/"
+# A model's artifact tree is a handful of directories; deeper means a loop or a hostile listing.
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -141,27 +147,113 @@ class Registry:
         REGISTRY_ERRORS.labels("resolve", reason).inc()
         return RegistryError(reason, message, retryable=False)
 
+    async def _artifact_path(self, name: str, version: str) -> str | None:
+        """The version's artifacts as a path under the tracking server's artifact proxy, or None
+        when they are not served by the proxy (or MLflow does not say where they are)."""
+        response = await self._get(
+            "get_download_uri",
+            f"{API}/model-versions/get-download-uri",
+            {"name": name, "version": version},
+        )
+        if response.status_code != 200:
+            return None
+        artifact_uri: str = response.json().get("artifact_uri", "")
+        if not artifact_uri.startswith(PROXY):
+            return None
+        return artifact_uri[len(PROXY) :].strip("/")
+
+    async def artifact_digest(self, name: str, version: str) -> str:
+        """``ferry_common.digest`` of the version's artifacts, read file by file through the
+        tracking server's artifact proxy (``--serve-artifacts``), as a predictor downloads them.
+
+        Every byte of the model crosses the network once, streamed and hashed in constant memory:
+        for a model of gigabytes this is the price of pinning what was deployed. The reconcile
+        asks once per version (the result is kept in status), never per pass. Raises
+        RegistryError: retryable for an outage, not for artifacts the proxy does not serve (a
+        predictor reading them from elsewhere could not be held to the digest).
+        """
+        root = await self._artifact_path(name, version)
+        if root is None:
+            raise self._failed(
+                "ArtifactsNotVerifiable",
+                f"models:/{name}/{version}: its artifacts are not served through the tracking "
+                f"server's artifact proxy ({PROXY}), so Ferry cannot record their digest",
+            )
+        entries: list[digest.Entry] = []
+        await self._walk(root, "", entries, 0)
+        return digest.digest(entries)
+
+    async def _walk(self, root: str, rel: str, out: list[digest.Entry], depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise self._failed("ArtifactsNotVerifiable", f"artifact tree deeper than {MAX_DEPTH} levels")
+        listing = await self._get("list_artifacts", ARTIFACTS, {"path": f"{root}/{rel}".rstrip("/")})
+        if listing.status_code != 200:
+            raise self._failed(
+                "ArtifactsNotVerifiable",
+                f"listing artifacts {rel or '/'} answered {listing.status_code}: {_message(listing)}",
+            )
+        for f in listing.json().get("files") or []:
+            # The proxy lists base names; anything else would let a listing point outside the model.
+            base = str(f.get("path", ""))
+            if not base or "/" in base or base in (".", ".."):
+                raise self._failed("ArtifactsNotVerifiable", f"artifact listing holds a bad name {base!r}")
+            path = f"{rel}/{base}" if rel else base
+            if f.get("is_dir"):
+                await self._walk(root, path, out, depth + 1)
+            else:
+                out.append(await self._hash(root, path))
+
+    async def _hash(self, root: str, path: str) -> digest.Entry:
+        started = time.perf_counter()
+        h, size = hashlib.sha256(), 0
+        try:
+            async with self._client.stream("GET", f"{ARTIFACTS}/{root}/{path}") as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    code = response.status_code
+                    retryable = code >= 500 or code in (401, 403, 429)
+                    reason = (
+                        "RegistryUnauthorized"
+                        if code in (401, 403)
+                        else "RegistryUnavailable"
+                        if retryable
+                        else "ArtifactsNotVerifiable"
+                    )
+                    REGISTRY_ERRORS.labels("download_artifact", reason).inc()
+                    raise RegistryError(
+                        reason,
+                        f"downloading artifact {path} answered {response.status_code}: {_message(response)}",
+                        retryable=retryable,
+                    )
+                async for chunk in response.aiter_bytes(digest.CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+        except httpx.TransportError as exc:
+            REGISTRY_ERRORS.labels("download_artifact", "RegistryUnavailable").inc()
+            raise RegistryError(
+                "RegistryUnavailable",
+                f"downloading artifact {path} from {self.config.tracking_uri} failed: "
+                f"{type(exc).__name__}: {exc}",
+                retryable=True,
+            ) from exc
+        finally:
+            REGISTRY_SECONDS.labels("download_artifact").observe(time.perf_counter() - started)
+        return digest.Entry(path, size, h.hexdigest())
+
+    def _failed(self, reason: str, message: str) -> RegistryError:
+        REGISTRY_ERRORS.labels("artifact_digest", reason).inc()
+        return RegistryError(reason, message, retryable=False)
+
     async def input_example(self, resolved: ResolvedVersion) -> Any | None:
         """The model's logged input example (JSON), or None when it has none or it cannot be read.
 
         Fetched through the tracking server's artifact proxy (``--serve-artifacts``), the same
         path a predictor in the cluster uses, so no storage credentials are needed here.
         """
-        response = await self._get(
-            "get_download_uri",
-            f"{API}/model-versions/get-download-uri",
-            {"name": resolved.name, "version": resolved.version},
-        )
-        if response.status_code != 200:
+        path = await self._artifact_path(resolved.name, resolved.version)
+        if path is None:
             return None
-        artifact_uri: str = response.json().get("artifact_uri", "")
-        prefix = "mlflow-artifacts:/"
-        if not artifact_uri.startswith(prefix):
-            return None
-        path = artifact_uri[len(prefix) :].strip("/")
-        example = await self._get(
-            "get_input_example", f"/api/2.0/mlflow-artifacts/artifacts/{path}/input_example.json", {}
-        )
+        example = await self._get("get_input_example", f"{ARTIFACTS}/{path}/input_example.json", {})
         if example.status_code != 200:
             return None
         try:

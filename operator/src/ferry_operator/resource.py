@@ -237,6 +237,9 @@ class ColourStatus(BaseModel):
     inferenceService: str
     ready: bool = False
     replicas: int | None = None
+    artifactDigest: str | None = Field(
+        default=None, description="Digest of this version's artifacts its predictors verify."
+    )
 
 
 class ResolvedModel(BaseModel):
@@ -271,6 +274,12 @@ class ModelDeploymentStatus(BaseModel):
     model: ResolvedModel | None = None
     active: ColourStatus | None = None
     preview: ColourStatus | None = None
+    artifactDigests: dict[str, str] | None = Field(
+        default=None,
+        description="sha256 digest of each model version's artifacts (ferry_common.digest), taken "
+        "when the operator first resolved the version (trust on first use); its predictors refuse "
+        "artifacts that differ.",
+    )
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     rollout: dict[str, Any] | None = Field(

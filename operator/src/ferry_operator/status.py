@@ -6,6 +6,7 @@ so a steady resource writes an identical status and the second reconcile pass is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,8 @@ class RegistryOutcome:
     reason: str  # "Resolved" or a RegistryError reason
     message: str
     resolved_at: str | None = None
+    # ferry_common.digest of the resolved version's artifacts (None while unresolved).
+    artifact_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,10 +118,13 @@ def compute_status(
     predictors: dict[Color, PredictorState],
     now: str,
     conflicts: tuple[str, ...] = (),
+    recorded: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole status: four conditions, the colour blocks, history, rollout state and model.
-    ``conflicts``: objects under our names that we do not control (Ready says so first)."""
+    ``conflicts``: objects under our names that we do not control (Ready says so first).
+    ``recorded``: artifact digests by version (kept for the versions still in play)."""
     s = decision.state
+    digests = artifact_digests(recorded or {}, decision, registry)
     predictor = predictor_condition(md_name, decision, predictors)
     steps = (
         registry_condition(registry),
@@ -135,12 +141,34 @@ def compute_status(
         "conditions": conditions,
         "history": history_to_status(s.history),
         "rollout": to_status(s),
-        "active": colour_block(md_name, predictors, s.active.color, s.active.version) if s.active else None,
+        "active": (
+            colour_block(md_name, predictors, s.active.color, s.active.version, digests) if s.active else None
+        ),
         "preview": (
-            colour_block(md_name, predictors, s.preview.color, s.preview.version) if s.preview else None
+            colour_block(md_name, predictors, s.preview.color, s.preview.version, digests)
+            if s.preview
+            else None
         ),
         "model": model_block(old_status.get("model") or {}, registry, now),
+        "artifactDigests": digests or None,
     }
+
+
+def artifact_digests(
+    recorded: Mapping[str, str], decision: Decision, registry: RegistryOutcome
+) -> dict[str, str]:
+    """``status.artifactDigests``: the recorded digest of each version still in play (the target,
+    active, preview, retiring and pinned ones); a version that left is forgotten, and is digested
+    afresh if it ever comes back."""
+    s = decision.state
+    wanted = {
+        registry.resolved.version if registry.resolved else None,
+        s.active.version if s.active else None,
+        s.preview.version if s.preview else None,
+        s.retiring.version if s.retiring else None,
+        s.pin,
+    }
+    return {v: d for v, d in sorted(recorded.items()) if v in wanted}
 
 
 def registry_condition(registry: RegistryOutcome) -> ConditionValue:
@@ -192,7 +220,11 @@ def rollout_condition(decision: Decision) -> ConditionValue:
 
 
 def colour_block(
-    md_name: str, predictors: dict[Color, PredictorState], color: Color, version: str
+    md_name: str,
+    predictors: dict[Color, PredictorState],
+    color: Color,
+    version: str,
+    digests: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """``status.active`` / ``status.preview``: ready only when that colour runs that version."""
     st = predictors.get(color)
@@ -204,6 +236,8 @@ def colour_block(
     }
     if st and st.replicas is not None:
         block["replicas"] = st.replicas
+    if digests and version in digests:
+        block["artifactDigest"] = digests[version]
     return block
 
 

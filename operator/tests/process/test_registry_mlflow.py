@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from ferry_common import digest
 from ferry_devcluster.procs import free_port
 from ferry_operator.registry import Registry, RegistryConfig, RegistryError
 from ferry_operator.resource import ModelRef
@@ -66,3 +68,24 @@ async def test_reads_the_logged_input_example(registry: Registry, registered_mod
     example = await registry.input_example(resolved)
     assert example is not None
     assert "pclass" in str(example)
+
+
+async def test_the_artifact_digest_is_the_one_a_predictor_computes_from_its_download(
+    registry: Registry, registered_model: RegisteredModel, tmp_path: Path
+) -> None:
+    """The operator reads the artifact proxy file by file; the predictor lets MLflow download the
+    version (which adds ``registered_model_meta``): both must arrive at the same digest."""
+    import mlflow.artifacts
+
+    version = registered_model.versions[1]
+    got = await registry.artifact_digest(registered_model.name, version)
+    assert digest.valid(got)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{registered_model.name}/{version}",
+        dst_path=str(tmp_path),
+        tracking_uri=registered_model.tracking_uri,
+    )
+    assert (Path(local) / "registered_model_meta").is_file()  # MLflow's own marker, left out
+    assert digest.directory_digest(Path(local)) == got
+    other = await registry.artifact_digest(registered_model.name, registered_model.versions[0])
+    assert other != got  # another run's artifacts

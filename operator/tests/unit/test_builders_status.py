@@ -69,6 +69,22 @@ def test_inference_service_runs_the_pinned_version_through_the_ferry_runtime() -
     assert pred["labels"]["ferry.dev/color"] == "green"
 
 
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize("runtime", ["ferry-mlflow", "my-runtime"])
+def test_the_recorded_digest_goes_to_every_predictor_of_its_version(runtime: str) -> None:
+    spec = SPEC.model_copy(update={"predictor": SPEC.predictor.model_copy(update={"runtime": runtime})})
+
+    def env(digest: str | None) -> dict[str, str]:
+        pred = inference_service(OWNER, spec, Color.blue, "m", "4", 1, SETTINGS, digest)["spec"]["predictor"]
+        where = pred["containers"][0] if "containers" in pred else pred["model"]
+        return {e["name"]: e["value"] for e in where["env"]}
+
+    assert env(DIGEST)["FERRY_ARTIFACT_DIGEST"] == DIGEST
+    assert "FERRY_ARTIFACT_DIGEST" not in env(None)  # a version deployed before digests existed
+
+
 def test_another_runtime_goes_through_kserve_runtime_selection() -> None:
     spec = SPEC.model_copy(update={"predictor": SPEC.predictor.model_copy(update={"runtime": "my-runtime"})})
     pred = inference_service(OWNER, spec, Color.blue, "titanic-survival", "4", 1, SETTINGS)["spec"][
@@ -169,6 +185,27 @@ def test_status_says_what_serves_and_why() -> None:
     conds = {c["type"]: (c["status"], c["reason"]) for c in outage["conditions"]}
     assert conds["RegistryResolved"] == ("False", "RegistryUnavailable") and conds["Ready"][0] == "True"
     assert outage["model"] == status["model"] and outage["active"] == status["active"]
+
+
+def test_digests_are_kept_for_the_versions_in_play_and_shown_per_colour() -> None:
+    resolved = ResolvedVersion("titanic-survival", "2", "run", "models:/m-2", "READY")
+    stable = decide(State(), Policy(smoke_enabled=False), Observation(0.0, "1", {Color.blue: "1"})).state
+    d = decide(stable, Policy(), Observation(1.0, "2", {Color.blue: "1"}))  # rollout of 2 starts
+    assert d.state.preview is not None and d.state.preview.version == "2"
+    recorded = {"1": "sha256:" + "1" * 64, "2": "sha256:" + "2" * 64, "0": "sha256:" + "0" * 64}
+    status = compute_status(
+        md_name="titanic",
+        generation=1,
+        old_status={},
+        registry=RegistryOutcome(resolved, "Resolved", "-> 2", artifact_digest=recorded["2"]),
+        decision=d,
+        predictors={Color.blue: predictor_state(isvc("1", "True"))},
+        now="2026-11-23T19:00:00Z",
+        recorded=recorded,
+    )
+    assert status["artifactDigests"] == {"1": recorded["1"], "2": recorded["2"]}  # 0 left
+    assert status["active"]["artifactDigest"] == recorded["1"]
+    assert status["preview"]["artifactDigest"] == recorded["2"]
 
 
 @settings(deadline=None)

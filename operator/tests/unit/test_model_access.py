@@ -142,6 +142,10 @@ class CountingRegistry:
             )
         return ResolvedVersion(model.name, "7", "run", "source", "READY")
 
+    async def artifact_digest(self, name: str, version: str) -> str:
+        self.asked.append(name)
+        return "sha256:" + "7" * 64
+
     async def input_example(self, resolved: ResolvedVersion) -> Any:
         return None
 

@@ -14,11 +14,15 @@ from ferry_common.contract import LABEL_COLOR
 from ferry_operator.builders import PredictorSettings
 from ferry_operator.config import OperatorConfig
 from ferry_operator.reconcile import Reconciler, merge_patch
-from ferry_operator.registry import RegistryConfig, ResolvedVersion
+from ferry_operator.registry import RegistryConfig, RegistryError, ResolvedVersion
 from ferry_operator.resource import ModelRef
 from ferry_operator.smoketest import SmokeOutcome, SmokeTarget
 
 NS, NAME = "ml", "titanic"
+
+
+def digest_of(version: str) -> str:
+    return "sha256:" + version * 64
 
 
 def _apply_merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -80,11 +84,21 @@ class FakeKube:
 
 
 class FakeRegistry:
+    """One model whose alias points at ``version``; digests what it is asked and counts it."""
+
     def __init__(self) -> None:
         self.version = "1"
+        self.digested: list[str] = []
+        self.digest_error: RegistryError | None = None
 
     async def resolve(self, model: ModelRef) -> ResolvedVersion:
         return ResolvedVersion(model.name, self.version, "run", "source", "READY")
+
+    async def artifact_digest(self, name: str, version: str) -> str:
+        self.digested.append(version)
+        if self.digest_error is not None:
+            raise self.digest_error
+        return digest_of(version)
 
     async def input_example(self, resolved: ResolvedVersion) -> Any:
         return None
@@ -225,3 +239,57 @@ async def test_a_re_created_deployment_adopts_its_predecessors_objects(
     made = [*kube.services.values(), *kube.isvcs.values()]
     owners = {o["metadata"]["ownerReferences"][0]["uid"] for o in made}
     assert owners == {"u2"} and "NameConflict" not in kube.events
+
+
+# ---- artifact digests (issue 13, finding 4) -----------------------------------------------------
+
+
+def _digest_env(kube: FakeKube, isvc: str) -> str | None:
+    (container,) = kube.isvcs[isvc]["spec"]["predictor"]["containers"]
+    return next((e["value"] for e in container["env"] if e["name"] == "FERRY_ARTIFACT_DIGEST"), None)
+
+
+async def test_a_version_is_digested_once_and_every_predictor_of_it_verifies_that(
+    world: tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester],
+) -> None:
+    reconciler, kube, registry, _ = world
+    for _ in range(4):  # each pass asks the registry again (the clock jumps past the poll)
+        await reconciler.reconcile(NS, NAME)
+    assert registry.digested == ["1"]  # once, not per reconcile
+    assert kube.md["status"]["artifactDigests"] == {"1": digest_of("1")}
+    assert kube.md["status"]["active"]["artifactDigest"] == digest_of("1")
+    assert _digest_env(kube, f"{NAME}-blue") == digest_of("1")
+    assert kube.events.count("ArtifactDigestRecorded") == 1
+
+    # A restarted operator reads it back from status: still not downloaded again.
+    fresh = Reconciler(kube, registry, reconciler.tester, reconciler.config, monotonic=reconciler.monotonic)
+    await fresh.reconcile(NS, NAME)
+    assert registry.digested == ["1"]
+
+    # The alias moves: the new version is digested once; the old one's digest stays while it runs.
+    registry.version = "2"
+    for _ in range(4):
+        await reconciler.reconcile(NS, NAME)
+    assert registry.digested == ["1", "2"]
+    assert _digest_env(kube, f"{NAME}-green") == digest_of("2")
+    assert kube.md["status"]["active"] == {**kube.md["status"]["active"], "artifactDigest": digest_of("2")}
+    assert set(kube.md["status"]["artifactDigests"]) <= {"1", "2"}
+
+
+async def test_a_version_that_cannot_be_digested_is_not_deployed(
+    world: tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester],
+) -> None:
+    reconciler, kube, registry, _ = world
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    registry.version = "2"
+    registry.digest_error = RegistryError(
+        "ArtifactsNotVerifiable", "not served by the proxy", retryable=False
+    )
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    assert f"{NAME}-green" not in kube.isvcs  # no preview of artifacts nobody recorded
+    resolved = next(c for c in kube.md["status"]["conditions"] if c["type"] == "RegistryResolved")
+    assert (resolved["status"], resolved["reason"]) == ("False", "ArtifactsNotVerifiable")
+    assert kube.md["status"]["active"]["modelVersion"] == "1"  # what runs keeps running
+    assert _digest_env(kube, f"{NAME}-blue") == digest_of("1")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 import pytest
+from ferry_common.digest import Entry, digest
 from ferry_operator.registry import Registry, RegistryConfig, RegistryError
 from ferry_operator.resource import ModelRef
 
@@ -26,3 +29,59 @@ async def test_sends_the_configured_token() -> None:
     reg = Registry(RegistryConfig("http://registry", token="s3cret"), transport=httpx.MockTransport(handler))
     assert (await reg.resolve(ModelRef(name="m", version="1"))).version == "1"
     assert seen == ["Bearer s3cret"]
+
+
+# ---- artifact digests over the artifact proxy (issue 13, finding 4) ----------------------------
+
+STORE = {"MLmodel": b"flavors: {}\n", "model.pkl": b"\x80\x04.", "code/util.py": b"x = 1\n"}
+ROOT = "0/models/m-1/artifacts"
+
+
+def proxy(
+    files: dict[str, bytes], listing_extra: list[dict[str, object]] | None = None
+) -> httpx.MockTransport:
+    """MLflow's get-download-uri and its artifact proxy (list: base names; get: the bytes)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/model-versions/get-download-uri"):
+            return httpx.Response(200, json={"artifact_uri": f"mlflow-artifacts:/{ROOT}"})
+        prefix = "/api/2.0/mlflow-artifacts/artifacts"
+        if path == prefix:
+            where = request.url.params["path"].removeprefix(ROOT).strip("/")
+            names = {k[len(where) :].lstrip("/").split("/")[0] for k in files if k.startswith(where)}
+            listed: list[dict[str, object]] = [
+                {"path": n, "is_dir": f"{where}/{n}".strip("/") not in files} for n in sorted(names)
+            ]
+            return httpx.Response(200, json={"files": listed + (listing_extra or [])})
+        rel = path.removeprefix(f"{prefix}/{ROOT}/")
+        return httpx.Response(200, content=files[rel]) if rel in files else httpx.Response(404)
+
+    return httpx.MockTransport(handler)
+
+
+async def test_the_digest_covers_every_file_of_the_tree() -> None:
+    reg = Registry(RegistryConfig("http://registry"), transport=proxy(STORE))
+    expected = digest(Entry(p, len(d), hashlib.sha256(d).hexdigest()) for p, d in STORE.items())
+    assert await reg.artifact_digest("m", "1") == expected
+    tampered = Registry(
+        RegistryConfig("http://registry"), transport=proxy({**STORE, "code/util.py": b"x = 2\n"})
+    )
+    assert await tampered.artifact_digest("m", "1") != expected
+
+
+@pytest.mark.parametrize("bad", ["../../etc", "a/b", ".."])
+async def test_a_listing_that_points_outside_the_model_is_refused(bad: str) -> None:
+    reg = Registry(
+        RegistryConfig("http://registry"), transport=proxy(STORE, [{"path": bad, "is_dir": False}])
+    )
+    with pytest.raises(RegistryError) as err:
+        await reg.artifact_digest("m", "1")
+    assert err.value.reason == "ArtifactsNotVerifiable" and not err.value.retryable
+
+
+async def test_artifacts_outside_the_proxy_cannot_be_verified() -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"artifact_uri": "s3://bucket/m"}))
+    with pytest.raises(RegistryError) as err:
+        await Registry(RegistryConfig("http://registry"), transport=transport).artifact_digest("m", "1")
+    assert err.value.reason == "ArtifactsNotVerifiable" and "proxy" in err.value.message

@@ -28,7 +28,8 @@ from ferry_common.asgi import (
     lifespan,
     read_body,
 )
-from ferry_common.errors import ErrorCode, FerryError, envelope, new_request_id
+from ferry_common.contract import PredictorEnv
+from ferry_common.errors import ErrorCode, FerryError, FieldError, envelope, new_request_id
 from ferry_common.logs import bind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -46,7 +47,7 @@ from ferry_predictor.codec import (
 )
 from ferry_predictor.config import Config
 from ferry_predictor.metrics import Metrics
-from ferry_predictor.model import LoadedModel, load
+from ferry_predictor.model import ArtifactMismatch, LoadedModel, load
 from ferry_predictor.secrets import redact
 
 log = logging.getLogger("ferry_predictor")
@@ -62,7 +63,13 @@ _DUMP_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
 def default_loader(config: Config) -> LoadedModel:
-    return load(config.model_uri, config.tracking_uri, config.workdir, config.version_override)
+    return load(
+        config.model_uri,
+        config.tracking_uri,
+        config.workdir,
+        config.version_override,
+        config.artifact_digest,
+    )
 
 
 @dataclass
@@ -82,6 +89,8 @@ class PredictorApp:
         self.loader = loader
         self.model: LoadedModel | None = None
         self.load_error: str | None = None
+        # Set when the artifacts did not match FERRY_ARTIFACT_DIGEST: refused for good (see below).
+        self.refused: ArtifactMismatch | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         name = config.model_name
@@ -105,6 +114,22 @@ class PredictorApp:
         while not self._stop.is_set():
             try:
                 model = self.loader(cfg)
+            except ArtifactMismatch as exc:
+                # Not retried: the store holds something other than what was verified, and
+                # downloading it again will not make it trustworthy. Live but never ready; once
+                # the artifacts are restored (or the version replaced), a new pod loads.
+                self.refused = exc
+                self.load_error = str(exc)
+                self.metrics.artifact_mismatch.labels(cfg.model_name, self.version).set(1)
+                log.error(
+                    "model %r version %s refused: its artifacts differ from the recorded digest "
+                    "(expected %s, got %s); not loading them, not ready",
+                    cfg.model_name,
+                    self.version,
+                    exc.expected,
+                    exc.got,
+                )
+                return
             except Exception as exc:
                 self.load_error = self._scrub(f"{type(exc).__name__}: {exc}")
                 self.metrics.load_failures.labels(cfg.model_name).inc()
@@ -128,6 +153,7 @@ class PredictorApp:
             self.metrics.ready.labels(m, v).set(1)
             self.metrics.load_seconds.labels(m, v).set(model.load_seconds)
             self.metrics.fast_path.labels(m, v).set(1 if model.fast else 0)
+            self.metrics.artifact_mismatch.labels(m, v).set(0)
             log.info("model %r version %s ready (fast path %s)", m, v, "on" if model.fast else "off")
             return
 
@@ -216,11 +242,31 @@ class PredictorApp:
         """What the metrics port answers to GET /metrics."""
         return generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST
 
+    def _refusal(self) -> FerryError:
+        """What readiness and inference answer once the artifacts were refused (503, the envelope)."""
+        assert self.refused is not None
+        return FerryError(
+            ErrorCode.MODEL_NOT_READY,
+            f"model {self.config.model_name!r} version {self.version} was refused: its artifacts "
+            "differ from the digest recorded for this version",
+            [
+                FieldError(
+                    PredictorEnv.ARTIFACT_DIGEST,
+                    f"expected {self.refused.expected}, got {self.refused.got}",
+                )
+            ],
+        )
+
     def _get(self, path: str) -> Response:
         name = self.config.model_name
         ready = self.model is not None
         if path in ("/", "/v2/health/live"):
             return _json(200, {"status": "alive", "live": True})
+        readiness = path in ("/v2/health/ready", f"/v1/models/{name}", f"{self._v2_prefix}/ready") or (
+            path.endswith("/ready") and self._v2_model_path(path[:-6])
+        )
+        if readiness and self.refused is not None:
+            raise self._refusal()
         if path == "/v2/health/ready":
             return _json(200 if ready else 503, {"ready": ready})
         if path == "/v2":
@@ -315,6 +361,8 @@ class PredictorApp:
     async def _infer_inner(self, scope: Scope, receive: Receive, request_id: str, protocol: str) -> Response:
         body = await self._read_body(scope, receive)
         model = self.model
+        if model is None and self.refused is not None:
+            raise self._refusal()
         if model is None:
             raise FerryError(
                 ErrorCode.MODEL_NOT_READY,

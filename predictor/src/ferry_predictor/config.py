@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ferry_common import contract, envconfig, runtime
+from ferry_common import contract, digest, envconfig, runtime
 from ferry_common.contract import PredictorEnv
 from ferry_common.envconfig import ConfigError, Var, positive_int
 
@@ -40,6 +40,13 @@ LOG_LEVEL = "FERRY_LOG_LEVEL"
 # from the ModelDeployment's credentials Secret); they are listed here so --help names them, and
 # read so their values can be scrubbed from load errors.
 CREDENTIALS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def _digest(raw: str) -> str:
+    if not digest.valid(raw):
+        raise ValueError("must be sha256: and 64 lower-case hex digits (ferry_common.digest)")
+    return raw
+
 
 ENV: tuple[Var, ...] = (
     Var(
@@ -62,6 +69,13 @@ ENV: tuple[Var, ...] = (
         "answers to its name",
     ),
     Var(PredictorEnv.MODEL_DIR, "where the model is downloaded (default: a new temporary directory)"),
+    Var(
+        PredictorEnv.ARTIFACT_DIGEST,
+        "sha256:<hex> the downloaded artifacts must match before anything is loaded; on a mismatch "
+        "the model is refused and the server stays not ready (the operator sets it per version)",
+        None,
+        _digest,
+    ),
     Var(
         MAX_BODY_BYTES,
         "larger request bodies get 413 (--max_body_bytes wins)",
@@ -111,6 +125,8 @@ class Config:
     log_level: str = "info"
     # Credential values MLflow's client reads: scrubbed from any error text the predictor shows.
     credentials: tuple[str, ...] = field(default=(), repr=False)
+    # When set, the download must have this digest (ferry_common.digest) or nothing is loaded.
+    artifact_digest: str | None = None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -212,4 +228,5 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         metrics_port=_metrics_port(args.metrics_port, args.http_port),
         log_level=args.log_level or env[LOG_LEVEL],
         credentials=tuple(env[name] for name in CREDENTIALS if env[name]),
+        artifact_digest=env[PredictorEnv.ARTIFACT_DIGEST] or None,
     )

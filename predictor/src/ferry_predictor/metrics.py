@@ -36,6 +36,7 @@ MODEL_READY = "ferry_predictor_model_ready"
 MODEL_LOAD_SECONDS = "ferry_predictor_model_load_seconds"
 MODEL_LOAD_FAILURES_TOTAL = "ferry_predictor_model_load_failures_total"
 FAST_PATH = "ferry_predictor_fast_path"
+ARTIFACT_MISMATCH = "ferry_predictor_artifact_mismatch"
 
 LABELS: dict[str, tuple[str, ...]] = {
     REQUESTS_TOTAL: ("model", "version", "protocol", "status"),
@@ -51,6 +52,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     MODEL_LOAD_SECONDS: ("model", "version"),
     MODEL_LOAD_FAILURES_TOTAL: ("model",),
     FAST_PATH: ("model", "version"),
+    ARTIFACT_MISMATCH: ("model", "version"),
 }
 ALL: tuple[str, ...] = tuple(LABELS)
 
@@ -148,6 +150,12 @@ class Metrics:
             FAST_PATH,
             "1 when the compiled scikit-learn fast path serves the model",
             LABELS[FAST_PATH],
+            registry=r,
+        )
+        self.artifact_mismatch = Gauge(
+            ARTIFACT_MISMATCH,
+            "1 when the downloaded artifacts differ from FERRY_ARTIFACT_DIGEST and the model was refused",
+            LABELS[ARTIFACT_MISMATCH],
             registry=r,
         )
         self._batches = _BatchCollector()

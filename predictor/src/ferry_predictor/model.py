@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from ferry_common import digest
 from ferry_common.errors import ErrorCode, FerryError
 
 from ferry_predictor.codec import Prediction
@@ -31,6 +33,18 @@ log = logging.getLogger("ferry_predictor.model")
 TOLERANCE = 1e-6
 CONSTRAINTS_FILE = "ferry_constraints.json"
 _MODELS_URI = re.compile(r"models:/(?P<name>[^/@\s]+)(?:/(?P<version>[^/\s]+)|@(?P<alias>[^/\s]+))/?")
+
+
+class ArtifactMismatch(Exception):
+    """The downloaded artifacts are not the ones the operator recorded for this version.
+
+    Raised before anything is read from them: the model's pickle could run any code on load.
+    """
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(f"artifact digest mismatch: expected {expected}, got {got}")
+        self.expected = expected
+        self.got = got
 
 
 @dataclass
@@ -194,8 +208,13 @@ def try_fast_path(
 
 
 def load(
-    uri: str, tracking_uri: str | None, workdir: Path, version_override: str | None = None
+    uri: str,
+    tracking_uri: str | None,
+    workdir: Path,
+    version_override: str | None = None,
+    artifact_digest: str | None = None,
 ) -> LoadedModel:
+    """Download and load the model; with ``artifact_digest``, only when the download matches it."""
     import mlflow
     import mlflow.artifacts
     from mlflow.models import Model
@@ -206,9 +225,18 @@ def load(
     version = resolve_version(uri, tracking_uri, version_override)
     where = redact(tracking_uri or "the default store")
     log.info("downloading %s (version %s) from %s", redact(uri), version, where)
-    workdir.mkdir(parents=True, exist_ok=True)
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir)))
+    # A fresh directory per attempt: files left by an earlier one would count in the digest.
+    target = workdir / "artifacts"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
     downloaded = time.monotonic()
+    if artifact_digest is not None:
+        # Before MLmodel is parsed or any flavour unpickles: nothing of an unverified download runs.
+        got = digest.directory_digest(local) if local.is_dir() else "sha256:(not a directory)"
+        if got != artifact_digest:
+            raise ArtifactMismatch(artifact_digest, got)
+        log.info("artifacts of %s match %s", redact(uri), artifact_digest)
     meta = Model.load(str(local / "MLmodel"))
     constraints = read_constraints(local)
     schema: InputSchema | None = None

@@ -16,7 +16,7 @@ from ferry_common.asgi import Message
 from ferry_predictor.__main__ import configure_logging
 from ferry_predictor.app import PredictorApp
 from ferry_predictor.config import Config
-from ferry_predictor.model import LoadedModel
+from ferry_predictor.model import ArtifactMismatch, LoadedModel
 
 PATH = "/v1/models/titanic:predict"
 
@@ -120,6 +120,37 @@ async def test_lifespan_starts_loading_and_shutdown_stops_it() -> None:
     assert app._thread is not None
     await asyncio.to_thread(app._thread.join, 10)
     assert not app._thread.is_alive() and app.model is None
+
+
+EXPECTED, GOT = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+
+async def test_refused_artifacts_are_never_ready_nor_retried(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[Config] = []
+
+    def loader(config: Config) -> LoadedModel:
+        calls.append(config)
+        raise ArtifactMismatch(EXPECTED, GOT)
+
+    app = PredictorApp(Config("titanic", "models:/titanic-survival/1", version_override="1"), loader=loader)
+    with caplog.at_level(logging.ERROR, "ferry_predictor"):
+        app.start_loading()
+        assert app._thread is not None
+        await asyncio.to_thread(app._thread.join, 10)
+    assert not app._thread.is_alive() and len(calls) == 1 and app.model is None
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert EXPECTED in line and GOT in line and "refused" in line
+    metrics = app.exposition()[0].decode()
+    assert 'ferry_predictor_artifact_mismatch{model="titanic",version="1"} 1.0' in metrics
+    for path in ("/v2/health/ready", "/v2/models/titanic/ready", "/v1/models/titanic"):
+        status, body = answer(await call(app, {**scope(method="GET"), "path": path}, []))
+        assert (status, body["error_code"]) == (503, "MODEL_NOT_READY"), path
+        assert body["details"] == [
+            {"field": "FERRY_ARTIFACT_DIGEST", "reason": f"expected {EXPECTED}, got {GOT}"}
+        ]
+    body_message: Message = {"type": "http.request", "body": b'{"instances": []}'}
+    status, body = answer(await call(app, scope(), [body_message]))
+    assert (status, body["error_code"]) == (503, "MODEL_NOT_READY") and "refused" in body["message"]
 
 
 @pytest.fixture

@@ -65,6 +65,8 @@ def test_flags_win_over_their_variables() -> None:
         # metrics never share the port predictions are served on (issue 13, finding 2)
         (["--http_port=9000", "--metrics_port=9000"], {}, "--metrics_port"),
         (["--metrics_port=8080"], {}, "--metrics_port"),
+        ([], {"FERRY_ARTIFACT_DIGEST": "sha256:ABC"}, "FERRY_ARTIFACT_DIGEST"),
+        ([], {"FERRY_ARTIFACT_DIGEST": "a" * 64}, "FERRY_ARTIFACT_DIGEST"),
     ],
 )
 def test_a_bad_value_is_named(argv: list[str], env: dict[str, str], name: str) -> None:
@@ -72,6 +74,12 @@ def test_a_bad_value_is_named(argv: list[str], env: dict[str, str], name: str) -
     with pytest.raises(ConfigError) as exc:
         load(["--model_name=m", *argv], environ)
     assert exc.value.name == name
+
+
+def test_the_artifact_digest_is_read_when_the_operator_sets_it() -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert load(["--model_name=m"], {**BASE, "FERRY_ARTIFACT_DIGEST": digest}).artifact_digest == digest
+    assert load(["--model_name=m"], BASE).artifact_digest is None
 
 
 def test_a_bad_value_exits_2_naming_it_before_anything_starts(

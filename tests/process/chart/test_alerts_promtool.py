@@ -78,6 +78,21 @@ CASES = {
             | {"model": "titanic", "version": "3"}
         ],
     ),
+    "refused artifacts fire at once": case(
+        {'ferry_predictor_artifact_mismatch{namespace="ml",pod="p",model="titanic",version="3"}': "1x5"},
+        "1m",
+        "FerryPredictorArtifactMismatch",
+        [
+            {"severity": "critical", "component": "predictor", "namespace": "ml", "pod": "p"}
+            | {"model": "titanic", "version": "3"}
+        ],
+    ),
+    "verified artifacts are quiet": case(
+        {'ferry_predictor_artifact_mismatch{namespace="ml",pod="p",model="titanic",version="3"}': "0x5"},
+        "1m",
+        "FerryPredictorArtifactMismatch",
+        [],
+    ),
     "half the reconciles failing": case(
         {
             'ferry_operator_reconciles_total{result="ok"}': "0+10x30",
