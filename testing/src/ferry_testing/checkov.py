@@ -104,7 +104,9 @@ def scan(docs: list[JSON]) -> list[Failure]:
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        raise AssertionError(f"checkov wrote no JSON report:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        raise AssertionError(
+            f"checkov wrote no JSON report:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        ) from None
     reports = report if isinstance(report, list) else [report]
     failures = set()
     for r in reports:
