@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from ferry_devcluster import images
 from ferry_devcluster.procs import wait_for
+from ferry_testing.chart import template
 from kubernetes import client, config
 
 # A tiny HTTP server that answers with its pod's name: enough to see load balancing.
@@ -258,8 +259,11 @@ def test_ferry_images_run_on_the_node(api: client.ApiClient, namespace: str, fer
             },
         )
     # The chart's Redis: its args, its uid, read-only root, ready when `redis-cli ping` answers.
+    (chart_redis,) = (
+        d for d in template("dev") if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-redis")
+    )
     redis = _pod_spec(
-        999,
+        chart_redis["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
         _container(
             "main",
             images.REDIS.ref,

@@ -32,6 +32,25 @@ DEFAULT_IMAGE = "ghcr.io/ferry-dev/ferry-predictor:0.1.0"
 SERVED_NAME_ENV = PredictorEnv.MODEL_NAME
 SCRAPE_ANNOTATIONS = {"prometheus.kserve.io/port": str(METRICS_PORT), "prometheus.kserve.io/path": "/metrics"}
 
+# The image's non-root user (Containerfile: `nonroot`, 65532:65532), named here too so the pod
+# refuses to start if an image ever runs as root, and above 10000 so no host user shares it.
+UID = GID = 65532
+# The only writable place: the root filesystem is read-only, and /tmp is an emptyDir. The model is
+# downloaded to MODEL_DIR below it; MLflow's other temporary files go through Python's tempfile,
+# whose default directory is /tmp (no TMPDIR is set: the runtime sets only contract variables).
+TMP_DIR = "/tmp"
+MODEL_DIR = f"{TMP_DIR}/ferry-model"
+TMP_VOLUME = "tmp"
+# Pod-level settings the ClusterServingRuntime cannot carry (its pod spec has no securityContext
+# and no automountServiceAccountToken); the operator sets them on each InferenceService.
+POD_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": UID,
+    "runAsGroup": GID,
+    "fsGroup": GID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
 
 def predictor_container(image: str = DEFAULT_IMAGE, model_name: str = "{{.Name}}") -> dict[str, Any]:
     """The predictor's container: in the ClusterServingRuntime (``{{.Name}}`` filled in by KServe),
@@ -46,7 +65,7 @@ def predictor_container(image: str = DEFAULT_IMAGE, model_name: str = "{{.Name}}
         "name": "kserve-container",
         "image": image,
         "args": [f"--model_name={model_name}", f"--http_port={HTTP_PORT}", f"--metrics_port={METRICS_PORT}"],
-        "env": [{"name": PredictorEnv.MODEL_DIR, "value": "/tmp/ferry-model"}],
+        "env": [{"name": PredictorEnv.MODEL_DIR, "value": MODEL_DIR}],
         "ports": [
             # Named: KServe's predictor Service takes every container port, and a Service with
             # more than one port must name each.
@@ -63,12 +82,24 @@ def predictor_container(image: str = DEFAULT_IMAGE, model_name: str = "{{.Name}}
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"memory": "1Gi"},
         },
+        # Everything at container level too: the ClusterServingRuntime has no pod securityContext.
         "securityContext": {
             "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
+            "runAsUser": UID,
+            "runAsGroup": GID,
             "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
+        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": TMP_DIR}],
     }
+
+
+def predictor_volumes() -> list[dict[str, Any]]:
+    """The predictor pod's volumes: the emptyDir behind ``TMP_DIR`` (the model lives there, so it
+    is as large as the model; its size counts against the pod's ephemeral storage)."""
+    return [{"name": TMP_VOLUME, "emptyDir": {}}]
 
 
 def cluster_serving_runtime(image: str = DEFAULT_IMAGE, name: str = NAME) -> dict[str, Any]:
@@ -82,6 +113,7 @@ def cluster_serving_runtime(image: str = DEFAULT_IMAGE, name: str = NAME) -> dic
             "supportedModelFormats": [{"name": MODEL_FORMAT, "version": "3", "autoSelect": False}],
             "protocolVersions": ["v1", "v2"],
             "containers": [predictor_container(image)],
+            "volumes": predictor_volumes(),
         },
     }
 

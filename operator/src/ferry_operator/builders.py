@@ -1,4 +1,5 @@
-"""Pure builders of the objects a ModelDeployment owns: one InferenceService per colour, two Services.
+"""Pure builders of the objects a ModelDeployment owns: one InferenceService and one
+PodDisruptionBudget per colour, two Services.
 
 Plain functions of data, returning the dicts the shell applies. Names and labels here are the
 contract with the gateway (Services ``NAME`` and ``NAME-preview`` on port 80) and with the
@@ -26,6 +27,7 @@ from ferry_common.contract import (
     PART_OF,
     PredictorEnv,
 )
+from kubernetes.utils import parse_quantity
 
 from ferry_operator.resource import Color, ModelDeploymentSpec
 
@@ -100,8 +102,44 @@ def service_names(md_name: str) -> tuple[str, str]:
     return md_name, f"{md_name}-preview"
 
 
+def pdb_name(md_name: str, color: Color) -> str:
+    # KServe names the colour's Deployment, HPA and Service `<isvc>-predictor`; it makes no PDB.
+    return f"{isvc_name(md_name, color)}-predictor"
+
+
 def _labels(owner: Owner) -> dict[str, str]:
     return {LABEL_MANAGED_BY: PART_OF, LABEL_DEPLOYMENT: owner.name}
+
+
+Resources = dict[str, dict[str, str]]
+
+
+def merge_resources(defaults: Resources, user: Resources) -> Resources:
+    """The runtime's resources with the user's on top, one quantity at a time.
+
+    A user's ``requests`` alone keeps the default ``limits`` (a pod without a memory limit can
+    take its node's memory). Where a default and a user's value of the same resource would put
+    the request above the limit, which the API server rejects, the user's value wins: a request
+    above the default limit raises the limit to it, a limit below the default request lowers
+    the request to it.
+    """
+    user_requests, user_limits = user.get("requests", {}), user.get("limits", {})
+    requests = {**defaults.get("requests", {}), **user_requests}
+    limits = {**defaults.get("limits", {}), **user_limits}
+    for name in requests.keys() & limits.keys():
+        if parse_quantity(requests[name]) <= parse_quantity(limits[name]):
+            continue
+        if name in user_requests and name not in user_limits:
+            limits[name] = requests[name]
+        elif name in user_limits and name not in user_requests:
+            requests[name] = limits[name]
+        # Both the user's own: the API server says which is wrong, as for any pod.
+    merged: Resources = {}
+    if requests:
+        merged["requests"] = requests
+    if limits:
+        merged["limits"] = limits
+    return merged
 
 
 def inference_service(
@@ -135,7 +173,7 @@ def inference_service(
     ]
     if artifact_digest is not None:
         env.append({"name": PredictorEnv.ARTIFACT_DIGEST, "value": artifact_digest})
-    resources = spec.predictor.resources.model_dump(exclude_none=True)
+    resources: Resources = spec.predictor.resources.model_dump(exclude_none=True)
     env_from = (
         [{"secretRef": {"name": settings.credentials_secret, "optional": True}}]
         if settings.credentials_secret
@@ -143,19 +181,26 @@ def inference_service(
     )
     predictor_impl: dict[str, Any]
     annotations: dict[str, str] = {}
+    # Predictors never call the Kubernetes API: no token in the pod for whoever runs code in it
+    # (a model loads by pickle). Whatever the runtime.
+    pod: dict[str, Any] = {"automountServiceAccountToken": False}
     if spec.predictor.runtime == runtime.NAME:
         # Ferry's runtime is instantiated as the predictor's own container: KServe treats a
         # `model` without storageUri as multi-model serving and injects its model-puller agent
         # sidecar, which has nothing to pull here (the predictor loads from MLflow itself).
         container = runtime.predictor_container(settings.image, owner.name)
         container["env"] = [*container["env"], *env]
-        if resources:
-            container["resources"] = resources
+        container["resources"] = merge_resources(container["resources"], resources)
         if env_from:
             container["envFrom"] = env_from
-        predictor_impl = {"containers": [container]}
+        predictor_impl = {"containers": [container], "volumes": runtime.predictor_volumes()}
+        # Ferry's image runs as its non-root user with only /tmp writable (ferry_common.runtime).
+        pod["securityContext"] = dict(runtime.POD_SECURITY_CONTEXT)
         annotations = dict(runtime.SCRAPE_ANNOTATIONS)
     else:
+        # Another runtime's image: its user and the paths it writes are its own, so only what
+        # suits any image is set here (the default seccomp profile of the container runtime).
+        pod["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"}}
         model: dict[str, Any] = {
             "modelFormat": {"name": "mlflow"},
             "runtime": spec.predictor.runtime,
@@ -189,8 +234,29 @@ def inference_service(
                 "scaleTarget": a.target,
                 "labels": pod_labels,
                 **({"annotations": annotations} if annotations else {}),
+                **pod,
                 **predictor_impl,
             }
+        },
+    }
+
+
+def pod_disruption_budget(owner: Owner, color: Color) -> dict[str, Any]:
+    """A colour's PodDisruptionBudget: a node drain evicts its predictor pods one at a time, so a
+    colour with two or more replicas keeps serving through it (with one, the drain still proceeds:
+    maxUnavailable, not minAvailable, never blocks it)."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": pdb_name(owner.name, color),
+            "namespace": owner.namespace,
+            "labels": {**_labels(owner), LABEL_COLOR: color.value},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": {LABEL_DEPLOYMENT: owner.name, LABEL_COLOR: color.value}},
         },
     }
 

@@ -77,6 +77,7 @@ class Kube:
         self.custom = k8s.CustomObjectsApi(api)
         self.core = k8s.CoreV1Api(api)
         self.apps = k8s.AppsV1Api(api)
+        self.policy = k8s.PolicyV1Api(api)
 
     # ---- ModelDeployments ----
 
@@ -235,6 +236,43 @@ class Kube:
             return "unchanged"
         await _call(self.core.patch_namespaced_service, name, ns, want)
         return "patched"
+
+    # ---- PodDisruptionBudgets (one per colour, builders.pod_disruption_budget) ----
+
+    async def get_pdb(self, namespace: str, name: str) -> JSON | None:
+        try:
+            pdb = await _call(self.policy.read_namespaced_pod_disruption_budget, name, namespace)
+        except ApiException as exc:
+            _none_on_404(exc)
+            return None
+        result: JSON = self.core.api_client.sanitize_for_serialization(pdb)
+        return result
+
+    async def apply_pdb(self, desired: JSON, live: JSON | None) -> str:
+        """Create or patch; the caller has checked that ``live`` (if any) is ours (Owner.controls)."""
+        ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+        if live is None:
+            try:
+                await _call(self.policy.create_namespaced_pod_disruption_budget, ns, desired)
+                return "created"
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                return "unchanged"
+        want = {
+            "metadata": {k: desired["metadata"][k] for k in ("labels", "ownerReferences")},
+            "spec": desired["spec"],
+        }
+        if contains(live, want):
+            return "unchanged"
+        await _call(self.policy.patch_namespaced_pod_disruption_budget, name, ns, want)
+        return "patched"
+
+    async def delete_pdb(self, namespace: str, name: str) -> None:
+        try:
+            await _call(self.policy.delete_namespaced_pod_disruption_budget, name, namespace)
+        except ApiException as exc:
+            _none_on_404(exc)
 
     # ---- Events ----
 

@@ -374,6 +374,7 @@ class Reconciler:
             if current is not None and not owner.controls(current):
                 conflicts.append(owner.conflict("InferenceService", isvc))
                 continue
+            conflicts += await self._converge_pdb(owner, color, wanted=plan is not None)
             if plan is None:
                 if current is not None:
                     await self.kube.delete_isvc(owner.namespace, isvc)
@@ -408,6 +409,21 @@ class Reconciler:
                 continue
             await self.kube.apply_service(b.service(owner, svc_name, route, role), current_svc)
         return again, tuple(conflicts)
+
+    async def _converge_pdb(self, owner: b.Owner, color: Color, *, wanted: bool) -> tuple[str, ...]:
+        """The colour's PodDisruptionBudget, there exactly while the colour is: applied with it,
+        deleted with it (if ours). One under our name that is not ours is left alone, and is a
+        conflict only while we want that name."""
+        name = b.pdb_name(owner.name, color)
+        live = await self.kube.get_pdb(owner.namespace, name)
+        if live is not None and not owner.controls(live):
+            return (owner.conflict("PodDisruptionBudget", name),) if wanted else ()
+        if not wanted:
+            if live is not None:
+                await self.kube.delete_pdb(owner.namespace, name)
+            return ()
+        await self.kube.apply_pdb(b.pod_disruption_budget(owner, color), live)
+        return ()
 
     def _next_look(self, key: Key, d: Decision, again: bool, now: float) -> float:
         candidates = [self.config.poll_seconds]

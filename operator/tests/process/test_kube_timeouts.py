@@ -79,6 +79,10 @@ SVC = {
     "metadata": {"name": NAME, "namespace": NS, "labels": {}, "ownerReferences": []},
     "spec": {"selector": {}, "ports": []},
 }
+PDB = {
+    "metadata": {"name": "titanic-green-predictor", "namespace": NS, "labels": {}, "ownerReferences": []},
+    "spec": {"maxUnavailable": 1},
+}
 CALLS: dict[str, Any] = {
     "get_md": lambda k: k.get_md(NS, NAME),
     "patch_md_status": lambda k: k.patch_md_status(NS, NAME, {"phase": "Stable"}),
@@ -91,6 +95,10 @@ CALLS: dict[str, Any] = {
     "get_service": lambda k: k.get_service(NS, NAME),
     "create_service": lambda k: k.apply_service(SVC, None),
     "patch_service": lambda k: k.apply_service(SVC, {"metadata": {}, "spec": {}}),
+    "get_pdb": lambda k: k.get_pdb(NS, "titanic-green-predictor"),
+    "create_pdb": lambda k: k.apply_pdb(PDB, None),
+    "patch_pdb": lambda k: k.apply_pdb(PDB, {"metadata": {}, "spec": {}}),
+    "delete_pdb": lambda k: k.delete_pdb(NS, "titanic-green-predictor"),
     "post_event": lambda k: k.post_event(MD, "Normal", "Promoted", "m"),
     "list_events": lambda k: k.list_events(NS, NAME),
 }

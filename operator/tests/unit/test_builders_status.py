@@ -11,6 +11,9 @@ from ferry_operator.builders import (
     Owner,
     PredictorSettings,
     inference_service,
+    merge_resources,
+    pdb_name,
+    pod_disruption_budget,
     selected_color,
     service,
 )
@@ -60,7 +63,11 @@ def test_inference_service_runs_the_pinned_version_through_the_ferry_runtime() -
         "FERRY_MODEL_VERSION": "4",
         "FERRY_MODEL_NAME": "titanic",
     }
-    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}}
+    # The user's requests on top of the runtime's defaults: the default memory limit stays.
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"memory": "1Gi"},
+    }
     assert container["envFrom"] == [{"secretRef": {"name": "mlflow-creds", "optional": True}}]
     # Prometheus scrapes the predictor's metrics port, never the port predictions are served on
     assert pred["annotations"]["prometheus.kserve.io/port"] == "8082"
@@ -85,6 +92,116 @@ def test_the_recorded_digest_goes_to_every_predictor_of_its_version(runtime: str
     assert "FERRY_ARTIFACT_DIGEST" not in env(None)  # a version deployed before digests existed
 
 
+def test_ferry_predictor_pods_are_hardened_and_carry_no_token() -> None:
+    """Issue 13, findings 11 and 4: read-only root with /tmp the only writable place, the default
+    seccomp profile, a fixed non-root uid, no privilege escalation or capability, no token."""
+    pred = inference_service(OWNER, SPEC, Color.blue, "titanic-survival", "4", 1, SETTINGS)["spec"][
+        "predictor"
+    ]
+    assert pred["automountServiceAccountToken"] is False
+    assert pred["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pred["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert (sc["runAsNonRoot"], sc["runAsUser"], sc["runAsGroup"]) == (True, 65532, 65532)
+    # The model directory and TMPDIR are on the one writable volume, an emptyDir.
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pred["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["FERRY_MODEL_DIR"].startswith("/tmp/") and "TMPDIR" not in env  # tempfile's default
+    # Unchanged by the hardening: the named ports and the metrics port argument.
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 8082, "protocol": "TCP"},
+    ]
+    assert container["args"] == ["--model_name=titanic", "--http_port=8080", "--metrics_port=8082"]
+
+
+def test_the_cluster_serving_runtime_carries_the_same_hardening() -> None:
+    from ferry_operator.builders import serving_runtime
+
+    spec = serving_runtime()["spec"]
+    (container,) = spec["containers"]
+    direct = inference_service(OWNER, SPEC, Color.blue, "m", "1", 1, SETTINGS)["spec"]["predictor"]
+    assert container["securityContext"] == direct["containers"][0]["securityContext"]
+    assert container["volumeMounts"] == direct["containers"][0]["volumeMounts"]
+    assert spec["volumes"] == direct["volumes"]
+
+
+@pytest.mark.parametrize(
+    ("user", "merged"),
+    [
+        # nothing of the user's: the runtime's defaults
+        ({}, {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}),
+        # requests alone keep the default memory limit (issue 13, finding 11)
+        (
+            {"requests": {"cpu": "2", "memory": "512Mi"}},
+            {"requests": {"cpu": "2", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        ),
+        # a request above the default limit raises it, or the API server would refuse the pod
+        (
+            {"requests": {"memory": "4Gi"}},
+            {"requests": {"cpu": "100m", "memory": "4Gi"}, "limits": {"memory": "4Gi"}},
+        ),
+        # a limit below the default request lowers it, for the same reason
+        (
+            {"limits": {"memory": "128Mi"}},
+            {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "128Mi"}},
+        ),
+        # the user's own limit, other resources added alongside the defaults
+        (
+            {"limits": {"memory": "2Gi", "cpu": "1", "nvidia.com/gpu": "1"}},
+            {
+                "requests": {"cpu": "100m", "memory": "256Mi"},
+                "limits": {"memory": "2Gi", "cpu": "1", "nvidia.com/gpu": "1"},
+            },
+        ),
+        # both of the user's own, even inconsistent: kept as written (the API server says why)
+        (
+            {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}},
+            {"requests": {"cpu": "100m", "memory": "2Gi"}, "limits": {"memory": "1Gi"}},
+        ),
+    ],
+)
+def test_user_resources_merge_with_the_runtime_defaults(
+    user: dict[str, dict[str, str]], merged: dict[str, dict[str, str]]
+) -> None:
+    defaults = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    assert merge_resources(defaults, user) == merged
+    spec = ModelDeploymentSpec.model_validate(
+        {"model": {"name": "m", "version": "1"}, "predictor": {"resources": user}}
+    )
+    (container,) = inference_service(OWNER, spec, Color.blue, "m", "1", 1, SETTINGS)["spec"]["predictor"][
+        "containers"
+    ]
+    assert container["resources"] == merged
+
+
+def test_each_colour_has_an_owned_disruption_budget_over_its_own_pods() -> None:
+    pdb = pod_disruption_budget(OWNER, Color.green)
+    assert pdb["metadata"]["name"] == pdb_name("titanic", Color.green) == "titanic-green-predictor"
+    assert pdb["metadata"]["namespace"] == "ml"
+    assert pdb["metadata"]["ownerReferences"] == [OWNER.reference()]
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    pod_labels = inference_service(OWNER, SPEC, Color.green, "m", "3", 1, SETTINGS)["spec"]["predictor"][
+        "labels"
+    ]
+    assert selector.items() <= pod_labels.items()  # selects the colour's predictor pods
+    blue_labels = inference_service(OWNER, SPEC, Color.blue, "m", "3", 1, SETTINGS)["spec"]["predictor"][
+        "labels"
+    ]
+    assert not selector.items() <= blue_labels.items()  # and not the other colour's
+    assert OWNER.controls(pdb)
+
+
 def test_another_runtime_goes_through_kserve_runtime_selection() -> None:
     spec = SPEC.model_copy(update={"predictor": SPEC.predictor.model_copy(update={"runtime": "my-runtime"})})
     pred = inference_service(OWNER, spec, Color.blue, "titanic-survival", "4", 1, SETTINGS)["spec"][
@@ -95,6 +212,10 @@ def test_another_runtime_goes_through_kserve_runtime_selection() -> None:
     assert model["runtime"] == "my-runtime" and model["modelFormat"] == {"name": "mlflow"}
     assert {e["name"]: e["value"] for e in model["env"]}["MODEL_URI"] == "models:/titanic-survival/4"
     assert model["envFrom"] == [{"secretRef": {"name": "mlflow-creds", "optional": True}}]
+    # No token whatever the runtime; its image's user and writable paths are its own.
+    assert pred["automountServiceAccountToken"] is False
+    assert pred["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert "volumes" not in pred
 
 
 @given(floor=st.integers(1, 200))

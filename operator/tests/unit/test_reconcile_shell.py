@@ -43,6 +43,7 @@ class FakeKube:
         self.md = md
         self.isvcs: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
+        self.pdbs: dict[str, dict[str, Any]] = {}
         self.events: list[str] = []
 
     async def get_md(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -72,6 +73,16 @@ class FakeKube:
     async def apply_service(self, desired: dict[str, Any], live: dict[str, Any] | None) -> str:
         self.services[desired["metadata"]["name"]] = copy.deepcopy(desired)
         return "patched"
+
+    async def get_pdb(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.pdbs.get(name))
+
+    async def apply_pdb(self, desired: dict[str, Any], live: dict[str, Any] | None) -> str:
+        self.pdbs[desired["metadata"]["name"]] = copy.deepcopy(desired)
+        return "patched"
+
+    async def delete_pdb(self, namespace: str, name: str) -> None:
+        self.pdbs.pop(name, None)
 
     async def post_event(self, md: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.append(reason)
@@ -293,3 +304,52 @@ async def test_a_version_that_cannot_be_digested_is_not_deployed(
     assert (resolved["status"], resolved["reason"]) == ("False", "ArtifactsNotVerifiable")
     assert kube.md["status"]["active"]["modelVersion"] == "1"  # what runs keeps running
     assert _digest_env(kube, f"{NAME}-blue") == digest_of("1")
+
+
+# ---- a PodDisruptionBudget per colour (issue 13, finding 11) ------------------------------------
+
+
+async def test_each_colour_has_its_disruption_budget_exactly_while_it_exists(
+    world: tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester],
+) -> None:
+    reconciler, kube, registry, _ = world
+    kube.md["spec"]["rollout"] = {"scaleDownDelaySeconds": 0}
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    assert set(kube.isvcs) == {f"{NAME}-blue"} and set(kube.pdbs) == {f"{NAME}-blue-predictor"}
+    blue = kube.pdbs[f"{NAME}-blue-predictor"]
+    assert blue["spec"]["selector"]["matchLabels"] == {"ferry.dev/deployment": NAME, LABEL_COLOR: "blue"}
+    assert blue["metadata"]["ownerReferences"][0]["uid"] == "u1"
+
+    registry.version = "2"  # green rolls out, is promoted, and blue retires at once
+    for _ in range(6):
+        await reconciler.reconcile(NS, NAME)
+    assert kube.md["status"]["active"]["color"] == "green"
+    assert set(kube.isvcs) == {f"{NAME}-green"}
+    assert set(kube.pdbs) == {f"{NAME}-green-predictor"}
+
+
+async def test_a_disruption_budget_under_our_name_that_we_do_not_control_is_left_alone(
+    world: tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester],
+) -> None:
+    reconciler, kube, _, _ = world
+    theirs = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": f"{NAME}-blue-predictor", "namespace": NS},
+        "spec": {"minAvailable": 3, "selector": {"matchLabels": {"app": "theirs"}}},
+    }
+    kube.pdbs[f"{NAME}-blue-predictor"] = copy.deepcopy(theirs)
+    for _ in range(4):
+        await reconciler.reconcile(NS, NAME)
+    assert kube.pdbs[f"{NAME}-blue-predictor"] == theirs  # never patched
+    ready = _ready_condition(kube)
+    assert ready["reason"] == "NameConflict"
+    assert f"PodDisruptionBudget {NS}/{NAME}-blue-predictor exists and is not controlled" in ready["message"]
+    assert kube.events.count("NameConflict") == 1
+    # The user removes theirs: ours takes its place and Ready clears.
+    del kube.pdbs[f"{NAME}-blue-predictor"]
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    assert _ready_condition(kube)["reason"] == "Serving"
+    assert kube.pdbs[f"{NAME}-blue-predictor"]["spec"]["maxUnavailable"] == 1

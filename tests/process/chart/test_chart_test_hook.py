@@ -249,3 +249,17 @@ def test_script_fails_when_nothing_listens() -> None:
     result = run_script(url)
     assert result.returncode == 1
     assert f"FAIL: POST {url}: the gateway did not answer: [Errno 111] Connection refused" in result.stderr
+
+
+def test_nothing_may_call_the_hook_pod() -> None:
+    """Its own deny-all-ingress NetworkPolicy, a test hook created before the pod (issue 13)."""
+    docs = template("dev")
+    pod = hook(docs)
+    assert pod is not None
+    (policy,) = (d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == HOOK)
+    ann = policy["metadata"]["annotations"]
+    assert ann["helm.sh/hook"] == "test" and int(ann["helm.sh/hook-weight"]) < 0
+    assert ann["helm.sh/hook-delete-policy"] == pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert spec["policyTypes"] == ["Ingress"] and not spec.get("ingress")  # egress to the gateway stays open
