@@ -16,33 +16,42 @@ import pytest
 from ferry_common.contract import GROUP, MODEL_DEPLOYMENT, VERSION
 from ferry_devcluster import cluster, images
 from ferry_devcluster.procs import wait_for
-from ferry_devcluster.stack import PREDICT_BODY, Stack
+from ferry_devcluster.stack import PREDICT_BODY, RELEASE, Stack
 from kubernetes import client, config
 
 pytestmark = pytest.mark.timeout(600)
 
-# Runs inside a client pod: REACHED for any HTTP answer, BLOCKED for a refused or timed-out
-# connection, and a failure (non-zero exit) for anything else, a DNS miss included.
+# Runs inside a pod. The verdict is the TCP connection's, which is what a policy decides: BLOCKED
+# when it is refused or times out, REACHED when it opens (then, for http://, the answer's status
+# and body). A name that does not resolve, or anything else, exits non-zero: an error, never
+# "blocked". tcp://HOST:PORT only connects.
 PROBE = """
-import socket, sys, urllib.error, urllib.request
+import socket, sys, urllib.error, urllib.parse, urllib.request
 url, body, headers = sys.argv[1], sys.argv[2], dict(h.split(": ", 1) for h in sys.argv[3:])
+u = urllib.parse.urlsplit(url)
+try:
+    addr = socket.getaddrinfo(u.hostname, u.port or 80, type=socket.SOCK_STREAM)[0][4]
+except socket.gaierror as e:
+    sys.exit(f"{u.hostname} did not resolve: {e}")
+try:
+    socket.create_connection(addr, timeout=3).close()
+except OSError as e:
+    print("BLOCKED", repr(e))
+    sys.exit()
+if u.scheme != "http":
+    print("REACHED")
+    sys.exit()
 req = urllib.request.Request(url, data=body.encode() or None, headers=headers)
 try:
-    with urllib.request.urlopen(req, timeout=3) as r:
+    with urllib.request.urlopen(req, timeout=10) as r:
         print("REACHED", r.status, r.read().decode()[:300])
 except urllib.error.HTTPError as e:
     print("REACHED", e.code)
-except urllib.error.URLError as e:
-    if isinstance(e.reason, socket.gaierror):
-        sys.exit(f"name did not resolve: {e.reason}")
-    print("BLOCKED", repr(e.reason))
-except OSError as e:
-    print("BLOCKED", repr(e))
 """
 
 
 def probe(namespace: str, pod: str, url: str, body: str = "", headers: dict[str, str] | None = None) -> str:
-    """What ``pod`` gets from ``url``: a line starting with REACHED or BLOCKED (else it raises)."""
+    """What ``pod`` (or ``deploy/NAME``) gets from ``url``: REACHED... or BLOCKED... (else it raises)."""
     hdrs = [f"{k}: {v}" for k, v in (headers or {}).items()]
     out = cluster.REAL.kubectl(
         "exec", "-n", namespace, pod, "--", "python3", "-c", PROBE, url, body, *hdrs
@@ -174,3 +183,25 @@ def test_a_pod_in_another_namespace_reaches_a_predictor_only_through_the_gateway
     assert probe(namespace, "outsider", direct, body, json_type).startswith("BLOCKED"), (
         f"{direct} answered a pod in namespace {namespace} without the gateway"
     )
+
+
+def test_the_charts_policies_keep_a_pod_of_another_namespace_from_redis_and_mlflow(
+    stack: Stack, core: client.CoreV1Api, namespace: str
+) -> None:
+    """Redis admits only the gateway, MLflow the operator and Ferry's predictors (the chart)."""
+    ns = stack.namespace
+
+    def address(component: str) -> str:
+        svc = core.read_namespaced_service(f"{RELEASE}-{component}", ns)
+        return f"tcp://{svc.metadata.name}.{ns}:{svc.spec.ports[0].port}"
+
+    redis, mlflow = address("redis"), address("mlflow")
+    sleeper(core, namespace, "visitor", {"role": "visitor"})
+    wait_for("pod visitor Ready", lambda: ready(core, namespace, "visitor"), 120, 0.5)
+    # The same addresses from the pods the policies admit: what is refused below is the policy.
+    assert reaches(ns, f"deploy/{RELEASE}-gateway", redis)
+    assert reaches(ns, f"deploy/{RELEASE}-operator", mlflow)
+    for target in (redis, mlflow):
+        assert probe(namespace, "visitor", target).startswith("BLOCKED"), (
+            f"{target} let in a pod of {namespace}"
+        )
