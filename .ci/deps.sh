@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # redis-server for the gateway suites; prometheus for the dashboard queries; chromium and its
 # driver for the browser tests (CORS from another origin, Swagger UI at /docs); the rest make the
 # real node (containers under runc on a CNI bridge, images from debootstrap + umoci, Ferry's own
-# images from their Containerfiles with buildah).
-APT_PACKAGES=(redis-server prometheus chromium chromium-driver containerd runc containernetworking-plugins umoci debootstrap buildah iptables iproute2)
+# images from their Containerfiles with buildah; iptables and ipset for kube-proxy and kube-router's
+# NetworkPolicy rules).
+APT_PACKAGES=(redis-server prometheus chromium chromium-driver containerd runc containernetworking-plugins umoci debootstrap buildah iptables ipset iproute2)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

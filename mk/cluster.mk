@@ -9,7 +9,7 @@ NODE ?= kwok
 deps: ## install the system packages and uv that a fresh machine lacks, then the Python workspace
 	@bash .ci/deps.sh
 
-tools: ## build etcd, Kubernetes, kwok, helm and KServe from their Go modules (cached by version)
+tools: ## build etcd, Kubernetes, kwok, helm, KServe, CoreDNS, metrics-server and kube-router from their Go modules (cached by version)
 	@$(DEVCLUSTER) tools
 
 load-images: tools ## build Ferry's images (operator, gateway, predictor, mlflow, redis) with buildah, cached; import them into the real node if it is up

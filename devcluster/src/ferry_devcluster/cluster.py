@@ -454,6 +454,8 @@ class Cluster:
             90,
             0.3,
         )
+        if self.real:
+            node.start_network_policies(self, state)
         wait_for(
             "default ServiceAccount",
             lambda: (

@@ -1,4 +1,5 @@
-"""A real Kubernetes node on this machine: containerd + runc + CNI bridge, kubelet, kube-proxy.
+"""A real Kubernetes node on this machine: containerd + runc + CNI bridge, kubelet, kube-proxy,
+and kube-router's network-policy controller, so NetworkPolicies are enforced here too.
 
 Found on these machines and encoded here:
 * the sandbox may not lower ``oom_score_adj``: containerd's ``restrict_oom_score_adj`` keeps the
@@ -6,7 +7,11 @@ Found on these machines and encoded here:
 * cgroups are v1 with no systemd: kubelet runs with the cgroupfs driver and ``failCgroupV1:
   false``, without per-QoS cgroups;
 * nothing may leave the machine: pods live on our own bridge, and the Service range is routed to
-  that bridge so a ClusterIP that kube-proxy has not (yet) translated goes nowhere.
+  that bridge so a ClusterIP that kube-proxy has not (yet) translated goes nowhere;
+* the CNI bridge plugin ignores NetworkPolicies: kube-router (firewall only) writes them as
+  iptables rules and ipsets; traffic between two pods on the bridge reaches those rules only with
+  ``bridge-nf-call-iptables``. (kube-network-policies needs nftables' ``queue``, which kernels
+  without CONFIG_NFT_QUEUE refuse.)
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
-from . import images, tools
+from . import images, tools, versions
 from .procs import wait_for
 
 if TYPE_CHECKING:
@@ -35,7 +41,13 @@ NODE_IP = "10.88.0.1"
 POD_CIDR = "10.88.0.0/24"
 SERVICE_CIDR = "10.96.0.0/16"
 CLUSTER_DNS = "10.96.0.10"
-HOST_PACKAGES = {"containerd": "containerd", "runc": "runc", "umoci": "umoci", "debootstrap": "debootstrap"}
+HOST_PACKAGES = {
+    "containerd": "containerd",
+    "runc": "runc",
+    "umoci": "umoci",
+    "debootstrap": "debootstrap",
+    "ipset": "ipset",  # kube-router's policy controller shells out to it
+}
 CNI_DIR = Path("/usr/lib/cni")
 
 
@@ -94,8 +106,15 @@ def prepare_host_network() -> None:
     _ip("link", "set", BRIDGE, "up")
     _ip("route", "replace", SERVICE_CIDR, "dev", BRIDGE)
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
-    with contextlib.suppress(OSError):  # absent until br_netfilter loads; kube-proxy copes
-        Path("/proc/sys/net/bridge/bridge-nf-call-iptables").write_text("1")
+    # Without it, pod-to-pod packets on the bridge skip iptables and every NetworkPolicy with them.
+    nf_call = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    try:
+        nf_call.write_text("1")
+    except OSError as exc:
+        raise SystemExit(
+            f"cannot enable {nf_call} ({exc}): NetworkPolicies would not apply between pods on the "
+            "bridge; the kernel needs br_netfilter (CONFIG_BRIDGE_NETFILTER)"
+        ) from None
 
 
 def _containerd_config(sd: Path) -> str:
@@ -249,6 +268,49 @@ def start(cluster: Cluster, state: State, ca: CA) -> str:
     start_dns(cluster, state)
     start_metrics_server(cluster, state, ca)
     return NODE_NAME
+
+
+# kube-router's chain that every policy decision passes through, made at its start before its first
+# full sync: its presence says the controller has hooked into FORWARD, INPUT and OUTPUT.
+POLICY_CHAIN = "KUBE-NWPLCY-DEFAULT"
+
+
+def _chain_exists(chain: str) -> bool:
+    return subprocess.run(["iptables", "-t", "filter", "-S", chain], capture_output=True).returncode == 0
+
+
+def start_network_policies(cluster: Cluster, state: State) -> None:
+    """kube-router's network-policy controller alone, once the Node object exists (it reads the
+    node's address from it at start and exits when there is none)."""
+    from .cluster import log
+
+    t0 = time.monotonic()
+    sd = cluster.state_dir
+    cluster.spawn(
+        state,
+        "kube-router",
+        [
+            str(tools.bin_path("kube-router")),
+            f"--kubeconfig={sd / 'admin.kubeconfig'}",
+            f"--hostname-override={NODE_NAME}",
+            "--run-firewall=true",
+            # Routing is the CNI bridge's and Services are kube-proxy's; their controllers are the
+            # ones the advisories against this release are about (versions.py).
+            "--run-router=false",
+            "--run-service-proxy=false",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # No listener at all: no health port (readiness is read from iptables below) and no
+            # metrics port (the default), so pods reach nothing new on the node's address.
+            "--health-port=0",
+        ],
+    )
+    wait_for(
+        "kube-router's network-policy chains",
+        lambda: cluster.running(state, "kube-router") and _chain_exists(POLICY_CHAIN),
+        60,
+        0.2,
+    )
+    log(f"kube-router {versions.KUBE_ROUTER} enforcing NetworkPolicies after {time.monotonic() - t0:.1f}s")
 
 
 def _host_service(
@@ -416,8 +478,18 @@ def _kill_containers(sd: Path) -> None:
                 group.rmdir()
 
 
+def _destroy_ipsets(prefixes: tuple[str, ...]) -> None:
+    """kube-router's sets (KUBE-SRC-*, KUBE-DST-*), once no rule refers to them any more."""
+    if shutil.which("ipset") is None:
+        return
+    names = subprocess.run(["ipset", "list", "-n"], text=True, capture_output=True).stdout.split()
+    for name in names:
+        if name.startswith(prefixes):
+            subprocess.run(["ipset", "destroy", name], capture_output=True)
+
+
 def cleanup(sd: Path) -> None:
-    """Undo what the node did to the host: containers, mounts, netns, iptables, the bridge."""
+    """Undo what the node did to the host: containers, mounts, netns, iptables, ipsets, the bridge."""
     _kill_containers(sd)
     kube_proxy = tools.bin_path("kube-proxy")
     if kube_proxy.exists():
@@ -428,7 +500,8 @@ def cleanup(sd: Path) -> None:
         subprocess.run(["umount", "-l", m], capture_output=True)
     for ns in Path("/var/run/netns").glob("cni-*") if Path("/var/run/netns").exists() else []:
         subprocess.run(["ip", "netns", "delete", ns.name], capture_output=True)
-    _remove_chains(("CNI-", "KUBE-"))
+    _remove_chains(("CNI-", "KUBE-"))  # kube-router's are KUBE-ROUTER-*, KUBE-POD-FW-*, KUBE-NWPLCY-*
+    _destroy_ipsets(("KUBE-SRC-", "KUBE-DST-"))
     _ip("route", "del", SERVICE_CIDR, "dev", BRIDGE, check=False)
     _ip("link", "del", BRIDGE, check=False)
     release(sd)

@@ -100,7 +100,8 @@ HELM = Tool(f"helm-{versions.HELM}", ("helm",))
 KSERVE = Tool(f"kserve-{versions.KSERVE}", ("kserve-manager",))
 COREDNS = Tool(f"coredns-{versions.COREDNS}", ("coredns",))
 METRICS_SERVER = Tool(f"metrics-server-{versions.METRICS_SERVER}", ("metrics-server",))
-ALL = (CONTROL_PLANE, KWOK, HELM, KSERVE, COREDNS, METRICS_SERVER)
+KUBE_ROUTER = Tool(f"kube-router-{versions.KUBE_ROUTER}", ("kube-router",))
+ALL = (CONTROL_PLANE, KWOK, HELM, KSERVE, COREDNS, METRICS_SERVER, KUBE_ROUTER)
 
 
 def build_control_plane() -> None:
@@ -163,11 +164,11 @@ def build_control_plane() -> None:
     (out / "server").replace(out / "etcd")
 
 
-def _go_install(tool: Tool, package: str, version: str) -> None:
+def _go_install(tool: Tool, package: str, version: str, ldflags: str = "") -> None:
     """For modules without replace directives, `go install pkg@version` is the whole build."""
     tool.bindir.mkdir(parents=True, exist_ok=True)
     go(
-        ["install", "-trimpath", "-ldflags=-s -w", f"{package}@{version}"],
+        ["install", "-trimpath", f"-ldflags=-s -w {ldflags}".strip(), f"{package}@{version}"],
         Path.cwd(),
         {"GOBIN": str(tool.bindir)},
     )
@@ -183,6 +184,16 @@ def build_coredns() -> None:
 
 def build_metrics_server() -> None:
     _go_install(METRICS_SERVER, "sigs.k8s.io/metrics-server/cmd/metrics-server", versions.METRICS_SERVER)
+
+
+def build_kube_router() -> None:
+    module = "github.com/cloudnativelabs/kube-router/v2"
+    _go_install(
+        KUBE_ROUTER,
+        f"{module}/cmd/kube-router",
+        versions.KUBE_ROUTER,
+        f"-X {module}/pkg/version.Version={versions.KUBE_ROUTER}",
+    )
 
 
 def build_helm() -> None:
@@ -249,6 +260,7 @@ BUILDERS = {
     KSERVE: build_kserve,
     COREDNS: build_coredns,
     METRICS_SERVER: build_metrics_server,
+    KUBE_ROUTER: build_kube_router,
 }
 
 
