@@ -1,4 +1,5 @@
-"""Pure builders of the objects a ModelDeployment owns: one InferenceService per colour, two Services.
+"""Pure builders of the objects a ModelDeployment owns: one InferenceService per colour, two Services
+(and the predictor network policy, ``netpolicy.py``).
 
 Plain functions of data, returning the dicts the shell applies. Names and labels here are the
 contract with the gateway (Services ``NAME`` and ``NAME-preview`` on port 80) and with the
@@ -100,7 +101,8 @@ def service_names(md_name: str) -> tuple[str, str]:
     return md_name, f"{md_name}-preview"
 
 
-def _labels(owner: Owner) -> dict[str, str]:
+def labels(owner: Owner) -> dict[str, str]:
+    """The labels on everything a ModelDeployment owns (its predictor pods too)."""
     return {LABEL_MANAGED_BY: PART_OF, LABEL_DEPLOYMENT: owner.name}
 
 
@@ -119,7 +121,7 @@ def inference_service(
     restarts must load the version its colour was verified with, not wherever the alias is now.
     """
     a = spec.autoscaling
-    pod_labels = {**_labels(owner), LABEL_COLOR: color.value, LABEL_VERSION: version}
+    pod_labels = {**labels(owner), LABEL_COLOR: color.value, LABEL_VERSION: version}
     env = [
         {"name": PredictorEnv.MODEL_URI, "value": f"models:/{model_name}/{version}"},
         {"name": PredictorEnv.TRACKING_URI, "value": settings.tracking_uri},
@@ -197,7 +199,7 @@ def service(owner: Owner, name: str, color: Color | None, role: str) -> dict[str
         "metadata": {
             "name": name,
             "namespace": owner.namespace,
-            "labels": {**_labels(owner), LABEL_ROLE: role},
+            "labels": {**labels(owner), LABEL_ROLE: role},
             "ownerReferences": [owner.reference()],
         },
         "spec": {

@@ -79,6 +79,10 @@ SVC = {
     "metadata": {"name": NAME, "namespace": NS, "labels": {}, "ownerReferences": []},
     "spec": {"selector": {}, "ports": []},
 }
+POLICY = {
+    "metadata": {"name": f"{NAME}-predictors", "namespace": NS, "labels": {}, "ownerReferences": []},
+    "spec": {"podSelector": {}},
+}
 CALLS: dict[str, Any] = {
     "get_md": lambda k: k.get_md(NS, NAME),
     "patch_md_status": lambda k: k.patch_md_status(NS, NAME, {"phase": "Stable"}),
@@ -91,6 +95,10 @@ CALLS: dict[str, Any] = {
     "get_service": lambda k: k.get_service(NS, NAME),
     "create_service": lambda k: k.apply_service(SVC, None),
     "patch_service": lambda k: k.apply_service(SVC, {"metadata": {}, "spec": {}}),
+    "get_network_policy": lambda k: k.get_network_policy(NS, f"{NAME}-predictors"),
+    "create_network_policy": lambda k: k.apply_network_policy(POLICY, None),
+    "patch_network_policy": lambda k: k.apply_network_policy(POLICY, {"metadata": {}, "spec": {}}),
+    "delete_network_policy": lambda k: k.delete_network_policy(NS, f"{NAME}-predictors"),
     "post_event": lambda k: k.post_event(MD, "Normal", "Promoted", "m"),
     "list_events": lambda k: k.list_events(NS, NAME),
 }
