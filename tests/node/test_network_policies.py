@@ -150,11 +150,6 @@ def test_deny_all_ingress_blocks_a_pod_and_a_policy_for_the_clients_label_readmi
     assert probe(namespace, "other", url).startswith("BLOCKED")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 finding 1: until wt/netpol, the operator writes no <md>-predictors NetworkPolicy; "
-    "remove this marker with that merge (strict: this XPASSes, and fails, once it is in)",
-)
 def test_a_pod_in_another_namespace_reaches_a_predictor_only_through_the_gateway(
     stack: Stack, core: client.CoreV1Api, namespace: str
 ) -> None:
@@ -177,6 +172,9 @@ def test_a_pod_in_another_namespace_reaches_a_predictor_only_through_the_gateway
         {**json_type, "X-API-Key": stack.api_keys["dev-pro"]},
     )
     assert through_gateway.startswith("REACHED 200") and "predictions" in through_gateway, through_gateway
+    # /metrics (consumer names, predictor URLs) is on the metrics port only, not the traffic Service
+    scraped = probe(namespace, "outsider", f"{stack.gateway_url}/metrics")
+    assert scraped.startswith("REACHED 404"), scraped
 
     direct = f"http://{predictor}.{stack.models_namespace}/v1/models/{stack.deployment}:predict"
     # The request through the gateway above reached this predictor; straight at it, it must not.

@@ -89,3 +89,38 @@ affinity:
 true
 {{- end -}}
 {{- end -}}
+
+{{/* The operator's model access (FERRY_MODEL_ACCESS) as JSON: operator.modelAccess, else the
+models namespace may deploy any model and no other namespace any. Also which namespaces can have
+Ferry's predictor pods (the MLflow NetworkPolicy admits only those). */}}
+{{- define "ferry.modelAccess" -}}
+{{- .Values.operator.modelAccess | default (dict (include "ferry.modelNamespace" .) (list "*")) | toJson -}}
+{{- end -}}
+
+{{/* FERRY_PREDICTOR_NETWORK_POLICY: who may reach predictor pods (the operator writes it as the
+NetworkPolicy <md>-predictors of each ModelDeployment; ferry_operator.netpolicy). Their traffic
+port: this release's gateway (client requests, shadow traffic) and operator (the smoke test calls
+the preview directly). Their metrics port: networkPolicy.metricsFrom, a peer without a namespace
+selector meaning this release's namespace, as it does in the chart's own policies. "off" when
+networkPolicy.enabled is false. */}}
+{{- define "ferry.predictorNetworkPolicy" -}}
+{{- if .Values.networkPolicy.enabled -}}
+{{- $release := dict "matchLabels" (dict "kubernetes.io/metadata.name" .Release.Namespace) -}}
+{{- $traffic := list -}}
+{{- range $component := list "gateway" "operator" -}}
+{{- $pods := dict "matchLabels" (include "ferry.selectorLabels" (list $ $component) | fromYaml) -}}
+{{- $traffic = append $traffic (dict "namespaceSelector" $release "podSelector" $pods) -}}
+{{- end -}}
+{{- $metrics := list -}}
+{{- range $peer := .Values.networkPolicy.metricsFrom -}}
+{{- if or (hasKey $peer "namespaceSelector") (hasKey $peer "ipBlock") -}}
+{{- $metrics = append $metrics $peer -}}
+{{- else -}}
+{{- $metrics = append $metrics (merge (dict "namespaceSelector" $release) $peer) -}}
+{{- end -}}
+{{- end -}}
+{{- dict "trafficFrom" $traffic "metricsFrom" $metrics | toJson -}}
+{{- else -}}
+off
+{{- end -}}
+{{- end -}}

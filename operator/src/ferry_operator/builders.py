@@ -1,5 +1,5 @@
 """Pure builders of the objects a ModelDeployment owns: one InferenceService and one
-PodDisruptionBudget per colour, two Services.
+PodDisruptionBudget per colour, two Services (and the predictor network policy, ``netpolicy.py``).
 
 Plain functions of data, returning the dicts the shell applies. Names and labels here are the
 contract with the gateway (Services ``NAME`` and ``NAME-preview`` on port 80) and with the
@@ -107,7 +107,8 @@ def pdb_name(md_name: str, color: Color) -> str:
     return f"{isvc_name(md_name, color)}-predictor"
 
 
-def _labels(owner: Owner) -> dict[str, str]:
+def labels(owner: Owner) -> dict[str, str]:
+    """The labels on everything a ModelDeployment owns (its predictor pods too)."""
     return {LABEL_MANAGED_BY: PART_OF, LABEL_DEPLOYMENT: owner.name}
 
 
@@ -161,7 +162,7 @@ def inference_service(
     refuses artifacts that differ from it before unpickling anything.
     """
     a = spec.autoscaling
-    pod_labels = {**_labels(owner), LABEL_COLOR: color.value, LABEL_VERSION: version}
+    pod_labels = {**labels(owner), LABEL_COLOR: color.value, LABEL_VERSION: version}
     env = [
         {"name": PredictorEnv.MODEL_URI, "value": f"models:/{model_name}/{version}"},
         {"name": PredictorEnv.TRACKING_URI, "value": settings.tracking_uri},
@@ -251,7 +252,7 @@ def pod_disruption_budget(owner: Owner, color: Color) -> dict[str, Any]:
         "metadata": {
             "name": pdb_name(owner.name, color),
             "namespace": owner.namespace,
-            "labels": {**_labels(owner), LABEL_COLOR: color.value},
+            "labels": {**labels(owner), LABEL_COLOR: color.value},
             "ownerReferences": [owner.reference()],
         },
         "spec": {
@@ -269,7 +270,7 @@ def service(owner: Owner, name: str, color: Color | None, role: str) -> dict[str
         "metadata": {
             "name": name,
             "namespace": owner.namespace,
-            "labels": {**_labels(owner), LABEL_ROLE: role},
+            "labels": {**labels(owner), LABEL_ROLE: role},
             "ownerReferences": [owner.reference()],
         },
         "spec": {

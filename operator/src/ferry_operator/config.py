@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from ferry_common import envconfig, runtime
 from ferry_common.envconfig import Var
 
-from ferry_operator import access
+from ferry_operator import access, netpolicy
 from ferry_operator.access import ModelAccess
 from ferry_operator.builders import PredictorSettings
+from ferry_operator.netpolicy import PredictorIngress
 from ferry_operator.registry import RegistryConfig
 
 HELP_TITLE = "Environment (set by the chart, or by `make run-operator`)"
@@ -63,6 +64,16 @@ TABLE: tuple[Var, ...] = (
         '{"ml": ["*"], "*": ["{namespace}-*"]}; unset: every namespace may deploy every model',
         None,
         access.parse,
+    ),
+    Var(
+        "FERRY_PREDICTOR_NETWORK_POLICY",
+        "who may reach predictor pods, written as the NetworkPolicy <md>-predictors: JSON "
+        '{"trafficFrom": [peers], "metricsFrom": [peers]} (NetworkPolicyPeer objects; trafficFrom: '
+        "the gateway and the operator, port 8080; metricsFrom: Prometheus, port 8082, empty: every "
+        "source), or 'off': none, and one written earlier is removed. The chart sets it from "
+        "networkPolicy.*; unset outside the chart (make run-operator) is off",
+        netpolicy.OFF,
+        netpolicy.parse,
     ),
     Var("FERRY_REGISTRY_SECRET", "a Secret whose keys become every predictor's environment"),
     Var("FERRY_DEPLOYMENT_MODE", "KServe deployment mode of each InferenceService", "RawDeployment"),
@@ -111,6 +122,9 @@ class OperatorConfig:
     """What every predictor gets: the registry address it uses, credentials, mode and image."""
     model_access: ModelAccess | None = None
     """Which namespaces may deploy which registered models; None: no boundary (FERRY_MODEL_ACCESS)."""
+    predictor_ingress: PredictorIngress | None = None
+    """Who may reach predictor pods (the predictor network policy); None: no policy
+    (FERRY_PREDICTOR_NETWORK_POLICY)."""
     poll_seconds: float = 30.0
     """Seconds between registry looks per ModelDeployment (FERRY_REGISTRY_POLL_SECONDS)."""
     smoke_tester: str = "http"
@@ -154,6 +168,7 @@ def load(environ: Mapping[str, str] | None = None) -> OperatorConfig:
         registry=registry,
         predictor=predictor,
         model_access=v["FERRY_MODEL_ACCESS"],
+        predictor_ingress=v["FERRY_PREDICTOR_NETWORK_POLICY"],
         poll_seconds=v["FERRY_REGISTRY_POLL_SECONDS"],
         smoke_tester=v["FERRY_SMOKE_TESTER"],
         smoke_url_template=v["FERRY_SMOKE_URL_TEMPLATE"],

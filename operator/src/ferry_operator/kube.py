@@ -78,6 +78,7 @@ class Kube:
         self.core = k8s.CoreV1Api(api)
         self.apps = k8s.AppsV1Api(api)
         self.policy = k8s.PolicyV1Api(api)
+        self.networking = k8s.NetworkingV1Api(api)
 
     # ---- ModelDeployments ----
 
@@ -271,6 +272,44 @@ class Kube:
     async def delete_pdb(self, namespace: str, name: str) -> None:
         try:
             await _call(self.policy.delete_namespaced_pod_disruption_budget, name, namespace)
+        except ApiException as exc:
+            _none_on_404(exc)
+
+    # ---- NetworkPolicies (the predictor network policy, netpolicy.py) ----
+
+    async def get_network_policy(self, namespace: str, name: str) -> JSON | None:
+        try:
+            policy = await _call(self.networking.read_namespaced_network_policy, name, namespace)
+        except ApiException as exc:
+            _none_on_404(exc)
+            return None
+        result: JSON = self.core.api_client.sanitize_for_serialization(policy)
+        return result
+
+    async def apply_network_policy(self, desired: JSON, live: JSON | None) -> str:
+        """Create or patch; the caller has checked that ``live`` (if any) is ours (Owner.controls)."""
+        ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+        if live is None:
+            try:
+                await _call(self.networking.create_namespaced_network_policy, ns, desired)
+                return "created"
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                return "unchanged"
+        want = {
+            "metadata": {k: desired["metadata"][k] for k in ("labels", "ownerReferences")},
+            # ingress is replaced whole by the patch (its rules have no merge key).
+            "spec": desired["spec"],
+        }
+        if contains(live, want):
+            return "unchanged"
+        await _call(self.networking.patch_namespaced_network_policy, name, ns, want)
+        return "patched"
+
+    async def delete_network_policy(self, namespace: str, name: str) -> None:
+        try:
+            await _call(self.networking.delete_namespaced_network_policy, name, namespace)
         except ApiException as exc:
             _none_on_404(exc)
 

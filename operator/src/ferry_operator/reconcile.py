@@ -17,7 +17,7 @@ from ferry_common.contract import ANNOTATION_COMMAND, LABEL_VERSION
 from ferry_common.timefmt import format_time
 from pydantic import ValidationError
 
-from ferry_operator import access
+from ferry_operator import access, netpolicy
 from ferry_operator import builders as b
 from ferry_operator.bluegreen import (
     Decision,
@@ -366,7 +366,7 @@ class Reconciler:
         """Make the cluster match the decision, touching only objects we control. Returns
         whether another pass is needed soon, and each object under our names we do not control."""
         again = False
-        conflicts: list[str] = []
+        conflicts: list[str] = list(await self._converge_network_policy(owner))
         for color in Color:
             plan = d.colours.get(color)
             current = live[color]
@@ -423,6 +423,24 @@ class Reconciler:
                 await self.kube.delete_pdb(owner.namespace, name)
             return ()
         await self.kube.apply_pdb(b.pod_disruption_budget(owner, color), live)
+        return ()
+
+    async def _converge_network_policy(self, owner: b.Owner) -> tuple[str, ...]:
+        """The predictor network policy as configured (FERRY_PREDICTOR_NETWORK_POLICY): applied
+        before the InferenceServices, so predictor pods never start open to every pod; removed
+        (only if ours) when the configuration says off. Returns the conflict, if one under our
+        name is not ours: it is left alone, whatever it admits."""
+        name = netpolicy.policy_name(owner.name)
+        ingress = self.config.predictor_ingress
+        live = await self.kube.get_network_policy(owner.namespace, name)
+        if live is not None and not owner.controls(live):
+            # Never patched nor deleted; a conflict only while we want that name ourselves.
+            return () if ingress is None else (owner.conflict("NetworkPolicy", name),)
+        if ingress is None:
+            if live is not None:
+                await self.kube.delete_network_policy(owner.namespace, name)
+            return ()
+        await self.kube.apply_network_policy(netpolicy.predictor_network_policy(owner, ingress), live)
         return ()
 
     def _next_look(self, key: Key, d: Decision, again: bool, now: float) -> float:

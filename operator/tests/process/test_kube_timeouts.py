@@ -83,6 +83,10 @@ PDB = {
     "metadata": {"name": "titanic-green-predictor", "namespace": NS, "labels": {}, "ownerReferences": []},
     "spec": {"maxUnavailable": 1},
 }
+POLICY = {
+    "metadata": {"name": f"{NAME}-predictors", "namespace": NS, "labels": {}, "ownerReferences": []},
+    "spec": {"podSelector": {}},
+}
 CALLS: dict[str, Any] = {
     "get_md": lambda k: k.get_md(NS, NAME),
     "patch_md_status": lambda k: k.patch_md_status(NS, NAME, {"phase": "Stable"}),
@@ -99,6 +103,10 @@ CALLS: dict[str, Any] = {
     "create_pdb": lambda k: k.apply_pdb(PDB, None),
     "patch_pdb": lambda k: k.apply_pdb(PDB, {"metadata": {}, "spec": {}}),
     "delete_pdb": lambda k: k.delete_pdb(NS, "titanic-green-predictor"),
+    "get_network_policy": lambda k: k.get_network_policy(NS, f"{NAME}-predictors"),
+    "create_network_policy": lambda k: k.apply_network_policy(POLICY, None),
+    "patch_network_policy": lambda k: k.apply_network_policy(POLICY, {"metadata": {}, "spec": {}}),
+    "delete_network_policy": lambda k: k.delete_network_policy(NS, f"{NAME}-predictors"),
     "post_event": lambda k: k.post_event(MD, "Normal", "Promoted", "m"),
     "list_events": lambda k: k.list_events(NS, NAME),
 }

@@ -167,6 +167,7 @@ class EventKube:
         self.isvcs: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.pdbs: dict[str, dict[str, Any]] = {}
+        self.network_policies: dict[str, dict[str, Any]] = {}
         self.full_events: list[tuple[str, str, str]] = []
 
     async def get_md(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -208,6 +209,16 @@ class EventKube:
 
     async def delete_pdb(self, namespace: str, name: str) -> None:
         self.pdbs.pop(name, None)
+
+    async def get_network_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.network_policies.get(name))
+
+    async def apply_network_policy(self, desired: dict[str, Any], live: dict[str, Any] | None) -> str:
+        self.network_policies[desired["metadata"]["name"]] = copy.deepcopy(desired)
+        return "patched"
+
+    async def delete_network_policy(self, namespace: str, name: str) -> None:
+        self.network_policies.pop(name, None)
 
     async def post_event(self, md: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.full_events.append((type_, reason, message))

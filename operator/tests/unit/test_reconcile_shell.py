@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from ferry_common.contract import LABEL_COLOR
-from ferry_operator.builders import PredictorSettings
+from ferry_operator.builders import Owner, PredictorSettings
 from ferry_operator.config import OperatorConfig
+from ferry_operator.netpolicy import PredictorIngress, policy_name, predictor_network_policy
 from ferry_operator.reconcile import Reconciler, merge_patch
 from ferry_operator.registry import RegistryConfig, RegistryError, ResolvedVersion
 from ferry_operator.resource import ModelRef
@@ -44,6 +45,7 @@ class FakeKube:
         self.isvcs: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.pdbs: dict[str, dict[str, Any]] = {}
+        self.network_policies: dict[str, dict[str, Any]] = {}
         self.events: list[str] = []
 
     async def get_md(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -83,6 +85,16 @@ class FakeKube:
 
     async def delete_pdb(self, namespace: str, name: str) -> None:
         self.pdbs.pop(name, None)
+
+    async def get_network_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.network_policies.get(name))
+
+    async def apply_network_policy(self, desired: dict[str, Any], live: dict[str, Any] | None) -> str:
+        self.network_policies[desired["metadata"]["name"]] = copy.deepcopy(desired)
+        return "patched"
+
+    async def delete_network_policy(self, namespace: str, name: str) -> None:
+        self.network_policies.pop(name, None)
 
     async def post_event(self, md: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.append(reason)
@@ -353,3 +365,108 @@ async def test_a_disruption_budget_under_our_name_that_we_do_not_control_is_left
         await reconciler.reconcile(NS, NAME)
     assert _ready_condition(kube)["reason"] == "Serving"
     assert kube.pdbs[f"{NAME}-blue-predictor"]["spec"]["maxUnavailable"] == 1
+
+
+# ---- the predictor network policy (issue 13, finding 1) ----
+
+GATEWAY = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ferry"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/component": "gateway"}},
+}
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+INGRESS = PredictorIngress((GATEWAY,), (PROMETHEUS,))
+
+
+def _owner() -> Owner:
+    return Owner(NAME, NS, "u1")
+
+
+class OrderedKube(FakeKube):
+    """Records, at each InferenceService write, whether the predictor network policy existed."""
+
+    def __init__(self, md: dict[str, Any]) -> None:
+        super().__init__(md)
+        self.guarded_at_isvc_write: list[bool] = []
+
+    async def apply_isvc(self, desired: dict[str, Any], live: dict[str, Any] | None) -> str:
+        self.guarded_at_isvc_write.append(policy_name(NAME) in self.network_policies)
+        return await super().apply_isvc(desired, live)
+
+
+def _world(ingress: PredictorIngress | None) -> tuple[Reconciler, OrderedKube]:
+    md = {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": NAME, "namespace": NS, "uid": "u1", "generation": 1, "annotations": {}},
+        "spec": {"model": {"name": "titanic-survival", "alias": "champion"}},
+    }
+    kube = OrderedKube(md)
+    cfg = OperatorConfig(
+        RegistryConfig("http://mlflow"), PredictorSettings("http://mlflow"), predictor_ingress=ingress
+    )
+    ticks = itertools.count(step=cfg.poll_seconds + 1)
+    return Reconciler(
+        kube, FakeRegistry(), RecordingTester(kube), cfg, monotonic=lambda: float(next(ticks))
+    ), kube
+
+
+async def test_the_policy_exists_before_any_predictor_and_follows_the_configuration() -> None:
+    reconciler, kube = _world(INGRESS)
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    assert kube.md["status"]["phase"] == "Stable"
+    assert kube.guarded_at_isvc_write and all(kube.guarded_at_isvc_write)
+    assert kube.network_policies == {policy_name(NAME): predictor_network_policy(_owner(), INGRESS)}
+    # The chart's peers change (say networkPolicy.metricsFrom): the next pass writes the new ones.
+    wider = PredictorIngress((GATEWAY,))
+    reconciler.config = OperatorConfig(
+        reconciler.config.registry, reconciler.config.predictor, predictor_ingress=wider
+    )
+    await reconciler.reconcile(NS, NAME)
+    assert kube.network_policies[policy_name(NAME)] == predictor_network_policy(_owner(), wider)
+
+
+async def test_off_writes_none_and_removes_the_one_written_before() -> None:
+    reconciler, kube = _world(None)
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    assert kube.md["status"]["phase"] == "Stable" and kube.network_policies == {}
+    kube.network_policies[policy_name(NAME)] = predictor_network_policy(_owner(), INGRESS)  # from before
+    await reconciler.reconcile(NS, NAME)
+    assert kube.network_policies == {}
+
+
+def _foreign_policy() -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": policy_name(NAME), "namespace": NS, "labels": {"app": "theirs"}},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]},
+    }
+
+
+async def test_a_policy_under_our_name_that_we_do_not_control_is_left_alone_and_named() -> None:
+    reconciler, kube = _world(INGRESS)
+    kube.network_policies[policy_name(NAME)] = _foreign_policy()
+    for _ in range(4):
+        await reconciler.reconcile(NS, NAME)
+    assert kube.network_policies[policy_name(NAME)] == _foreign_policy()  # never patched
+    ready = _ready_condition(kube)
+    assert ready["status"] == "False" and ready["reason"] == "NameConflict"
+    expected = f"NetworkPolicy {NS}/{NAME}-predictors exists and is not controlled by ModelDeployment {NAME}"
+    assert expected in ready["message"]
+    assert kube.events.count("NameConflict") == 1
+    del kube.network_policies[policy_name(NAME)]  # the user renames theirs: Ferry converges
+    for _ in range(2):
+        await reconciler.reconcile(NS, NAME)
+    assert _ready_condition(kube)["reason"] == "Serving"
+    assert kube.network_policies[policy_name(NAME)] == predictor_network_policy(_owner(), INGRESS)
+
+
+async def test_off_never_deletes_a_policy_it_does_not_own_nor_calls_it_a_conflict() -> None:
+    reconciler, kube = _world(None)
+    kube.network_policies[policy_name(NAME)] = _foreign_policy()
+    for _ in range(3):
+        await reconciler.reconcile(NS, NAME)
+    assert kube.network_policies[policy_name(NAME)] == _foreign_policy()
+    assert _ready_condition(kube)["reason"] == "Serving" and "NameConflict" not in kube.events
