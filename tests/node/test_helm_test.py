@@ -30,12 +30,24 @@ def helm_test(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=300)
 
 
+def why(stack: Stack, run: subprocess.CompletedProcess[str]) -> str:
+    """helm's output and, when the hook pod failed (it is kept then), the pod's own line."""
+    out = run.stdout + run.stderr
+    if run.returncode != 0:
+        core = client.CoreV1Api(config.new_client_from_config(stack.kubeconfig))
+        try:
+            out += "\nPOD LOG: " + core.read_namespaced_pod_log(HOOK_POD, stack.namespace)
+        except client.ApiException as e:
+            out += f"\n(no pod log: {e.status} {e.reason})"
+    return out
+
+
 def test_helm_test_passes_then_fails_clearly_when_the_gateway_cannot_answer(stack: Stack) -> None:
     api = config.new_client_from_config(stack.kubeconfig)
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
 
     passed = helm_test(stack)
-    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert passed.returncode == 0, why(stack, passed)
     assert f"TEST SUITE:     {HOOK_POD}" in passed.stdout
     assert "Phase:          Succeeded" in passed.stdout
 
@@ -73,4 +85,4 @@ def test_helm_test_passes_then_fails_clearly_when_the_gateway_cannot_answer(stac
         )
     # Back as it was: the test passes again.
     again = helm_test(stack)
-    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.returncode == 0, why(stack, again)

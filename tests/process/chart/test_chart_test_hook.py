@@ -168,8 +168,12 @@ def test_offline_render_skips_the_prerequisite_checks(env: str) -> None:
 
 
 @contextmanager
-def fake_gateway(status: int, answer: bytes) -> Iterator[tuple[str, list[JSON]]]:
+def fake_gateway(
+    status: int, answer: bytes, first: list[int] | None = None
+) -> Iterator[tuple[str, list[JSON]]]:
+    """Answers ``status``/``answer``, after answering the statuses in ``first`` (bodyless) in turn."""
     seen: list[JSON] = []
+    before = list(first or [])
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -181,6 +185,11 @@ def fake_gateway(status: int, answer: bytes) -> Iterator[tuple[str, list[JSON]]]
                     "body": json.loads(self.rfile.read(length)),
                 }
             )
+            if before:
+                self.send_response(before.pop(0))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer)))
@@ -200,12 +209,12 @@ def fake_gateway(status: int, answer: bytes) -> Iterator[tuple[str, list[JSON]]]
         server.server_close()
 
 
-def run_script(url: str) -> subprocess.CompletedProcess[str]:
+def run_script(url: str, timeout: float = 5) -> subprocess.CompletedProcess[str]:
     env = {
         "FERRY_TEST_URL": url,
         "FERRY_TEST_BODY": json.dumps({"instances": [{"pclass": 3}]}),
         "FERRY_TEST_API_KEY": "fry_test",
-        "FERRY_TEST_TIMEOUT": "5",
+        "FERRY_TEST_TIMEOUT": str(timeout),
     }
     # As the pod runs it: `python -c SCRIPT`, the standard library only.
     return subprocess.run(
@@ -246,9 +255,26 @@ def test_script_fails_naming_what_was_wrong(status: int, answer: bytes, reason: 
 
 def test_script_fails_when_nothing_listens() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1/models/titanic:predict"
-    result = run_script(url)
+    result = run_script(url, timeout=3)
     assert result.returncode == 1
     assert f"FAIL: POST {url}: the gateway did not answer: [Errno 111] Connection refused" in result.stderr
+    assert "attempts in 3 s)" in result.stderr, result.stderr
+
+
+def test_script_asks_again_while_the_gateway_is_not_ready_yet() -> None:
+    """A gateway pod just turned Ready (its endpoint or the policy agent's rules still lagging)
+    answers 503/502 for a moment: `helm test` run then passes once it answers (CI saw it fail)."""
+    with fake_gateway(200, b'{"predictions": [1]}', first=[503, 502]) as (url, seen):
+        result = run_script(url, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert len(seen) == 3
+
+
+def test_script_does_not_ask_again_on_a_client_error() -> None:
+    with fake_gateway(401, b'{"error": "unknown API key"}') as (url, seen):
+        result = run_script(url, timeout=20)
+    assert result.returncode == 1
+    assert len(seen) == 1
 
 
 def test_nothing_may_call_the_hook_pod() -> None:
