@@ -135,6 +135,7 @@ def test_install_upgrade_uninstall(api: client.ApiClient, kubeconfig: str, names
         "ferry-gateway": {"FERRY_API_KEY_PEPPER": "pepper"},
         "ferry-redis": {"REDIS_URL": "redis://redis.example:6379/0"},
         "ferry-mlflow-credentials": {"MLFLOW_TRACKING_TOKEN": "token"},
+        "ferry-mlflow-predictor-credentials": {"MLFLOW_TRACKING_TOKEN": "read-only-token"},
     }.items():
         core.create_namespaced_secret(
             namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)

@@ -46,9 +46,10 @@ CREATE_MLFLOW = (
 )
 MLFLOW = Needed("ferry-mlflow-credentials", {"MLFLOW_TRACKING_TOKEN": "token"}, CREATE_MLFLOW)
 PREDICTORS = Needed(
-    "ferry-mlflow-credentials",
+    "ferry-mlflow-predictor-credentials",
     {"MLFLOW_TRACKING_USERNAME": "u", "MLFLOW_TRACKING_PASSWORD": "p"},
-    CREATE_MLFLOW,
+    "kubectl create secret generic ferry-mlflow-predictor-credentials -n {ns}"
+    " --from-literal=MLFLOW_TRACKING_TOKEN=TOKEN",
     models=True,
 )
 CONSUMERS = Needed(
@@ -218,7 +219,7 @@ def test_the_opt_in_creates_the_models_namespace(
     out = passes(install(kubeconfig, place, "staging", "--set", "gateway.createModelNamespace=true"))
     assert f"kind: Namespace\nmetadata:\n  name: {place.models}\n" in out
     # The predictors' Secret cannot exist before its namespace: NOTES say to create it there.
-    assert f"Secret ferry-mlflow-credentials in {place.models}: create it there first" in out
+    assert f"Secret ferry-mlflow-predictor-credentials in {place.models}: create it there first" in out
 
 
 def test_dev_needs_nothing_but_kserve(kubeconfig: str, place: Place) -> None:

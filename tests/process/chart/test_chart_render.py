@@ -270,3 +270,16 @@ def test_restricted_gateway_still_lets_prometheus_scrape() -> None:
     policy = _by_kind(docs, "NetworkPolicy", "-gateway")
     assert [rule["from"] for rule in policy["spec"]["ingress"]] == [[ingress_ns], [monitoring]]
     kubernetes_validate.validate(policy, kube_version(), strict=True)
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_predictors_do_not_get_the_operators_registry_credentials(env: str) -> None:
+    """A predictor unpickles the model: with the operator's token, whoever registers a version
+    could act as the operator in the registry (issue 13, finding 4). Each shipped environment
+    gives predictors a Secret of their own."""
+    operator = _by_kind(template(env), "Deployment", "-operator")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    operators_own = {ref["secretRef"]["name"] for ref in container["envFrom"]}
+    predictors = _env(container)["FERRY_REGISTRY_SECRET"]
+    assert predictors == "ferry-mlflow-predictor-credentials"
+    assert predictors not in operators_own
