@@ -76,12 +76,39 @@ def _crd_docs(paths: Iterable[Path]) -> list[JSON]:
     return docs
 
 
+MONITORING_PLURALS = ("servicemonitors", "podmonitors", "prometheusrules")
+
+
 def monitoring_crds() -> list[Path]:
     """The Prometheus Operator's ServiceMonitor, PodMonitor and PrometheusRule CRDs (its Go module)."""
     po = tools.module_dir(*PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
-    return [
-        po / f"monitoring.coreos.com_{k}.yaml" for k in ("servicemonitors", "podmonitors", "prometheusrules")
-    ]
+    return [po / f"monitoring.coreos.com_{k}.yaml" for k in MONITORING_PLURALS]
+
+
+def install_crds(kubeconfig: str) -> None:
+    """Apply the chart's CRDs and the Prometheus Operator's (CRDs only, no controller) and wait
+    until they are served: a server-side dry run of the chart needs its custom kinds known, and
+    with monitoring.coreos.com/v1 served the chart renders its monitoring objects as on a real
+    cluster. Every chart test module on a cluster calls this, so none depends on another's order.
+    """
+
+    def kubectl(*args: str) -> str:
+        cmd = [str(tools.bin_path("kubectl")), "--kubeconfig", kubeconfig, *args]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    for crd in [CHART / "crds", *monitoring_crds()]:
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    kinds = {"kopf.dev": ("clusterkopfpeerings",), "monitoring.coreos.com": MONITORING_PLURALS}
+
+    def served() -> bool:
+        return all(
+            all(k in kubectl("api-resources", f"--api-group={group}") for k in plurals)
+            for group, plurals in kinds.items()
+        )
+
+    wait_for("the chart's and the monitoring CRDs' kinds served", served, timeout=60)
 
 
 @cache

@@ -24,7 +24,7 @@ from ferry_testing.chart import (
     champion_registered,
     helm,
     http_ok,
-    monitoring_crds,
+    install_crds,
     process,
     run_helm,
     values_args,
@@ -35,16 +35,7 @@ from kubernetes.client.exceptions import ApiException
 
 @pytest.fixture(scope="module")
 def api(kubeconfig: str) -> client.ApiClient:
-    # The chart's CRDs must exist for the dry run of its custom resources (helm installs them too);
-    # the Prometheus Operator's (CRDs only, no controller) make the chart render its monitoring objects.
-    for crd in [CHART / "crds", *monitoring_crds()]:
-        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crd))
-
-    def served() -> bool:
-        out = kubectl(kubeconfig, "api-resources", "--api-group=monitoring.coreos.com").stdout
-        return all(k in out for k in ("servicemonitors", "podmonitors", "prometheusrules"))
-
-    wait_for("monitoring.coreos.com/v1 served", served, timeout=60)
+    install_crds(kubeconfig)
     api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
     return api
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from ferry_testing.chart import CHART, run_helm, values_args
+from ferry_testing.chart import CHART, install_crds, run_helm, values_args
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -70,6 +70,7 @@ NEEDS = {
 
 @pytest.fixture(scope="module")
 def core(kubeconfig: str) -> client.CoreV1Api:
+    install_crds(kubeconfig)
     return client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
 
 
