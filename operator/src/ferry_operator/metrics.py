@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "ferry_operator_reconciles_total",
@@ -29,4 +29,18 @@ TRANSITIONS = Counter(
     "ferry_operator_rollout_transitions_total",
     "Blue-green rollout events (Promoted, Aborted, RolledBack, Superseded, RolloutStarted).",
     ["event"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "ferry_operator_webhook_deliveries_total",
+    "MLflow webhook deliveries, by result: accepted, ignored (an event Ferry does not act on), or"
+    " the refusal's error code (unauthenticated: unsigned, bad signature or stale; conflict: replay).",
+    ["result"],
+)
+WEBHOOK_LAST_ACCEPTED = Gauge(
+    "ferry_operator_webhook_last_accepted_timestamp_seconds",
+    "When the last MLflow webhook delivery was accepted (unix seconds; 0: none since start).",
+)
+WEBHOOK_REFRESHES = Counter(
+    "ferry_operator_webhook_refreshes_total",
+    "ModelDeployments re-resolved at once because a webhook delivery concerned them.",
 )
