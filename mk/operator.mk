@@ -15,9 +15,15 @@ install-crds: generate-crds ## apply Ferry's CRDs and the ferry-mlflow ClusterSe
 uninstall-crds: ## delete Ferry's CRDs (and every ModelDeployment) and its runtime from the cluster of KUBECONFIG
 	$(PY) -m ferry_operator.kubeapply --kubeconfig "$(KUBECONFIG)" --delete manifests/runtime manifests/crds
 
-run-operator: install-crds ## run the operator locally against KUBECONFIG and MLFLOW_TRACKING_URI (make start-mlflow's server)
+# With FERRY_WEBHOOK_SECRET set, MLflow's webhooks are received on https://127.0.0.1:8443/hooks/mlflow
+# (FERRY_WEBHOOK_PORT moves it), under a certificate whose CA is written to $(WEBHOOK_CA).
+WEBHOOK_CA := $(CURDIR)/.local/operator/webhook-ca.pem
+
+run-operator: install-crds ## run the operator locally against KUBECONFIG and MLFLOW_TRACKING_URI (make start-mlflow's server); FERRY_WEBHOOK_SECRET=... also receives MLflow's webhooks
 	KUBECONFIG="$(KUBECONFIG)" MLFLOW_TRACKING_URI="$(MLFLOW_TRACKING_URI)" \
 	FERRY_REGISTRY_POLL_SECONDS="$(FERRY_REGISTRY_POLL_SECONDS)" \
+	FERRY_WEBHOOK_HOST=127.0.0.1 FERRY_WEBHOOK_PORT="$${FERRY_WEBHOOK_PORT:-8443}" \
+	FERRY_WEBHOOK_CA_FILE="$(WEBHOOK_CA)" \
 	$(UV) run --frozen ferry-operator --all-namespaces
 
 run: run-operator ## the same as run-operator

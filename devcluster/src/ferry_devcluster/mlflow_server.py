@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from ferry_devcluster.procs import Server, alive, stop, wait_for
@@ -23,15 +24,19 @@ def mlflow_command() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "mlflow"]
 
 
-def start_mlflow(workdir: Path, port: int, *, wait: bool = True) -> Server:
+def start_mlflow(
+    workdir: Path, port: int, *, wait: bool = True, env: Mapping[str, str] | None = None
+) -> Server:
     """An MLflow tracking server with a sqlite backend and a local artifact store under ``workdir``.
 
     ``--serve-artifacts`` makes clients fetch artifacts through the server (mlflow-artifacts:/),
-    as a predictor in a cluster would.
+    as a predictor in a cluster would. ``env`` is added to the server's environment (for example
+    MLflow's MLFLOW_WEBHOOK_* settings).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "mlflow.log"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, **(env or {})}
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [

@@ -3,7 +3,8 @@
 ``ferry-operator`` loads the ``OperatorConfig`` and hands it to kopf inside a ``Memo``; kopf
 passes that memo to every handler. ``start`` (kopf's startup) tunes kopf's settings and builds the
 Kubernetes client, registry, smoke tester, reconciler and controller; the watch handlers only
-``kick`` a ModelDeployment's reconcile loop; ``stop`` (kopf's cleanup) ends the loops.
+``kick`` a ModelDeployment's reconcile loop, and so does a registry webhook, after making it ask
+the registry again; ``stop`` (kopf's cleanup) ends the loops.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ import kopf
 from ferry_common.contract import LABEL_DEPLOYMENT
 from prometheus_client import start_http_server
 
-from ferry_operator.config import OperatorConfig
-from ferry_operator.controller import Controller
+from ferry_operator import webhook_tls
+from ferry_operator.config import OperatorConfig, WebhookConfig
+from ferry_operator.controller import Controller, Key
 from ferry_operator.kube import Kube, load_api_client
+from ferry_operator.metrics import WEBHOOK_REFRESHES
 from ferry_operator.reconcile import Reconciler
 from ferry_operator.registry import Registry
+from ferry_operator.registry_events import RegistryEvent, affected
 from ferry_operator.smoketest import load_tester
+from ferry_operator.webhook_server import OnEvent, Receiver, WebhookServer
 
 log = logging.getLogger("ferry.operator")
 
@@ -34,6 +39,7 @@ class Parts:
 
     registry: Registry
     controller: Controller
+    webhooks: WebhookServer | None = None
 
 
 @dataclass
@@ -74,7 +80,14 @@ async def start(settings: kopf.OperatorSettings, memo: Memo) -> None:
         load_tester(config.smoke_tester, config.smoke_url_template),
         config,
     )
-    memo.parts = Parts(registry, Controller(reconciler.reconcile))
+    controller = Controller(reconciler.reconcile)
+    webhooks = None
+    if config.webhook is not None:
+        webhooks = webhook_server(
+            config.webhook, lambda event: registry_changed(reconciler, controller, event)
+        )
+        await webhooks.start()
+    memo.parts = Parts(registry, controller, webhooks)
     if config.metrics_port:
         start_http_server(config.metrics_port)
     log.info(
@@ -86,8 +99,31 @@ async def start(settings: kopf.OperatorSettings, memo: Memo) -> None:
     )
 
 
+def webhook_server(config: WebhookConfig, on_event: OnEvent) -> WebhookServer:
+    if config.tls_dir is not None:
+        tls = webhook_tls.from_dir(config.tls_dir)
+    else:
+        tls = webhook_tls.self_made(config.cert_hosts, config.ca_file)
+        where = f", its CA written to {config.ca_file}" if config.ca_file else ""
+        log.info("webhook receiver: a self-made certificate for %s%s", ", ".join(config.cert_hosts), where)
+    receiver = Receiver(config.secret, on_event, config.max_age_seconds)
+    return WebhookServer(receiver, config.host, config.port, tls)
+
+
+def registry_changed(reconciler: Reconciler, controller: Controller, event: RegistryEvent) -> list[Key]:
+    """A verified registry event: the ModelDeployments it concerns ask the registry now."""
+    keys = affected(event, reconciler.follows())
+    for key in keys:
+        reconciler.refresh(key)
+        controller.kick(key)
+    WEBHOOK_REFRESHES.inc(len(keys))
+    return keys
+
+
 async def stop(memo: Memo) -> None:
     if memo.parts is not None:
+        if memo.parts.webhooks is not None:
+            await memo.parts.webhooks.stop()
         await memo.parts.controller.stop()
         await memo.parts.registry.aclose()
 

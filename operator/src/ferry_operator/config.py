@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from ferry_common import envconfig, runtime
 from ferry_common.envconfig import Var
 
-from ferry_operator import access, netpolicy
+from ferry_operator import access, netpolicy, registry_events
 from ferry_operator.access import ModelAccess
 from ferry_operator.builders import PredictorSettings
 from ferry_operator.netpolicy import PredictorIngress
@@ -28,6 +29,19 @@ def _tester(raw: str) -> str:
     if raw != "http" and not raw.partition(":")[2]:
         raise ValueError("expected 'http' or 'package.module:factory'")
     return raw
+
+
+def _webhook_secret(raw: str) -> str:
+    if len(raw) < registry_events.MIN_SECRET_LENGTH:
+        raise ValueError(f"at least {registry_events.MIN_SECRET_LENGTH} characters (openssl rand -hex 32)")
+    return raw
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    hosts = envconfig.csv(raw)
+    if not hosts:
+        raise ValueError("expected host names or addresses, comma-separated")
+    return hosts
 
 
 def _integer(raw: str) -> int:
@@ -89,6 +103,35 @@ TABLE: tuple[Var, ...] = (
         "the preview's URL for the http smoke test ({isvc}, {namespace}, {color})",
         "http://{isvc}-predictor.{namespace}.svc.cluster.local",
     ),
+    Var(
+        "FERRY_WEBHOOK_SECRET",
+        "the secret MLflow signs registry webhooks with (at least 16 characters); set, the operator"
+        " receives them on https://FERRY_WEBHOOK_HOST:FERRY_WEBHOOK_PORT/hooks/mlflow and re-resolves"
+        " the ModelDeployments an alias or version event concerns at once; unset: polling only",
+        None,
+        _webhook_secret,
+        secret=True,
+    ),
+    Var("FERRY_WEBHOOK_HOST", "the address the webhook receiver listens on", "0.0.0.0"),
+    Var("FERRY_WEBHOOK_PORT", "the webhook receiver's port (0: any free port)", "8443", envconfig.port),
+    Var(
+        "FERRY_WEBHOOK_TLS_DIR",
+        "a directory with tls.crt and tls.key (a mounted kubernetes.io/tls Secret) for the receiver;"
+        " unset: a private CA and certificate made at start for FERRY_WEBHOOK_CERT_HOSTS",
+    ),
+    Var(
+        "FERRY_WEBHOOK_CERT_HOSTS",
+        "comma-separated names and addresses the self-made certificate is valid for",
+        "127.0.0.1,localhost",
+        _hosts,
+    ),
+    Var("FERRY_WEBHOOK_CA_FILE", "where the self-made certificate's CA is written (PEM) for MLflow"),
+    Var(
+        "FERRY_WEBHOOK_MAX_AGE_SECONDS",
+        "how old (or early) a delivery's X-MLflow-Timestamp may be before it is refused as stale",
+        "300",
+        envconfig.positive_float,
+    ),
     Var("FERRY_METRICS_PORT", "Prometheus metrics port (0: off)", "9090", envconfig.port),
     Var(
         "FERRY_WATCH_SERVER_TIMEOUT",
@@ -113,6 +156,23 @@ TABLE: tuple[Var, ...] = (
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """The MLflow webhook receiver (on when FERRY_WEBHOOK_SECRET is set)."""
+
+    secret: str
+    host: str = "0.0.0.0"
+    port: int = 8443
+    tls_dir: Path | None = None
+    """tls.crt and tls.key; None: a self-made CA and certificate for ``cert_hosts``."""
+    cert_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+    ca_file: Path | None = None
+    max_age_seconds: float = registry_events.MAX_AGE_SECONDS
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"WebhookConfig(host={self.host!r}, port={self.port}, tls_dir={self.tls_dir})"
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     """Every setting of the operator; the defaults are the table's."""
 
@@ -131,6 +191,8 @@ class OperatorConfig:
     """``http`` or ``package.module:factory`` (FERRY_SMOKE_TESTER)."""
     smoke_url_template: str = "http://{isvc}-predictor.{namespace}.svc.cluster.local"
     """Where the http smoke tester reaches a preview (FERRY_SMOKE_URL_TEMPLATE)."""
+    webhook: WebhookConfig | None = None
+    """The MLflow webhook receiver; None: polling only (FERRY_WEBHOOK_*)."""
     metrics_port: int = 9090
     """Prometheus metrics port, 0 for none (FERRY_METRICS_PORT)."""
     watch_server_timeout: int | None = None
@@ -164,8 +226,20 @@ def load(environ: Mapping[str, str] | None = None) -> OperatorConfig:
         deployment_mode=v["FERRY_DEPLOYMENT_MODE"],
         image=v["FERRY_PREDICTOR_IMAGE"],
     )
+    webhook = None
+    if v["FERRY_WEBHOOK_SECRET"] is not None:
+        webhook = WebhookConfig(
+            secret=v["FERRY_WEBHOOK_SECRET"],
+            host=v["FERRY_WEBHOOK_HOST"],
+            port=v["FERRY_WEBHOOK_PORT"],
+            tls_dir=Path(v["FERRY_WEBHOOK_TLS_DIR"]) if v["FERRY_WEBHOOK_TLS_DIR"] else None,
+            cert_hosts=v["FERRY_WEBHOOK_CERT_HOSTS"],
+            ca_file=Path(v["FERRY_WEBHOOK_CA_FILE"]) if v["FERRY_WEBHOOK_CA_FILE"] else None,
+            max_age_seconds=v["FERRY_WEBHOOK_MAX_AGE_SECONDS"],
+        )
     return OperatorConfig(
         registry=registry,
+        webhook=webhook,
         predictor=predictor,
         model_access=v["FERRY_MODEL_ACCESS"],
         predictor_ingress=v["FERRY_PREDICTOR_NETWORK_POLICY"],

@@ -8,6 +8,7 @@ next pass). Returns when to look again.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from ferry_operator.config import OperatorConfig
 from ferry_operator.metrics import RECONCILE_SECONDS, RECONCILES, TRANSITIONS
 from ferry_operator.ports import KubeAPI, RegistryAPI
 from ferry_operator.registry import RegistryError, ResolvedVersion
-from ferry_operator.resource import Color, ModelDeploymentSpec, Phase
+from ferry_operator.resource import Color, ModelDeploymentSpec, ModelRef, Phase
 from ferry_operator.smoketest import SmokeTarget, SmokeTester
 from ferry_operator.status import (
     NAME_CONFLICT,
@@ -54,11 +55,15 @@ PREVIEW_RECHECK_SECONDS = 5.0
 class _Memo:
     """The last registry answer for one ModelDeployment, and when to ask again."""
 
-    uri: str
+    ref: ModelRef
     outcome: RegistryOutcome
     next_poll: float
     failures: int = 0
     command: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return self.ref.uri
 
 
 def _policy(spec: ModelDeploymentSpec) -> Policy:
@@ -120,6 +125,16 @@ class Reconciler:
     def forget(self, key: Key) -> None:
         self.memos.pop(key, None)
 
+    def follows(self) -> list[tuple[Key, ModelRef]]:
+        """What each ModelDeployment seen so far points at in the registry."""
+        return [(key, memo.ref) for key, memo in self.memos.items()]
+
+    def refresh(self, key: Key) -> None:
+        """Ask the registry again at ``key``'s next pass instead of at its poll time."""
+        memo = self.memos.get(key)
+        if memo is not None:
+            memo.next_poll = -math.inf
+
     async def resolve(
         self,
         key: Key,
@@ -157,13 +172,13 @@ class Reconciler:
                 min(2.0**failures, self.config.poll_seconds) if err.retryable else self.config.poll_seconds
             )
             outcome = RegistryOutcome(None, err.reason, err.message)
-            self.memos[key] = _Memo(uri, outcome, mono + delay, failures, command)
+            self.memos[key] = _Memo(spec.model, outcome, mono + delay, failures, command)
             return outcome
         message = f"{uri} -> version {resolved.version}"
         outcome = RegistryOutcome(resolved, "Resolved", message, format_time(self.clock()), artifact_digest)
         if known is not None:
             outcome = RegistryOutcome(resolved, "Resolved", message, known.resolved_at, artifact_digest)
-        self.memos[key] = _Memo(uri, outcome, mono + self.config.poll_seconds, 0, command)
+        self.memos[key] = _Memo(spec.model, outcome, mono + self.config.poll_seconds, 0, command)
         return outcome
 
     async def reconcile(self, namespace: str, name: str) -> float | None:

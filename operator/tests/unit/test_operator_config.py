@@ -66,6 +66,10 @@ def test_help_lists_every_variable_of_the_table() -> None:
         ("FERRY_WATCH_SERVER_TIMEOUT", "-5"),
         ("FERRY_PEERING_PRIORITY", "high"),
         ("FERRY_SMOKE_TESTER", "nonsense"),
+        ("FERRY_WEBHOOK_SECRET", "short"),
+        ("FERRY_WEBHOOK_PORT", "99999"),
+        ("FERRY_WEBHOOK_MAX_AGE_SECONDS", "0"),
+        ("FERRY_WEBHOOK_CERT_HOSTS", " , "),
     ],
 )
 def test_a_bad_value_stops_before_kopf_starts_and_names_the_variable(
@@ -126,3 +130,36 @@ def test_log_lines_are_json_with_the_component_and_the_model() -> None:
         "phase Stable",
     )
     assert (kopfs["component"], kopfs["model"], kopfs["namespace"]) == ("operator", "iris", "dev")
+
+
+def test_no_webhook_secret_means_no_receiver_and_polling_only() -> None:
+    assert config.load({}).webhook is None
+
+
+def test_the_webhook_settings_are_read_and_the_secret_never_printed() -> None:
+    secret = "0123456789abcdef-secret"
+    c = config.load(
+        {
+            "FERRY_WEBHOOK_SECRET": secret,
+            "FERRY_WEBHOOK_HOST": "127.0.0.1",
+            "FERRY_WEBHOOK_PORT": "9443",
+            "FERRY_WEBHOOK_TLS_DIR": "/tls",
+            "FERRY_WEBHOOK_CERT_HOSTS": "ferry-operator.ferry.svc, localhost",
+            "FERRY_WEBHOOK_CA_FILE": "/out/ca.pem",
+            "FERRY_WEBHOOK_MAX_AGE_SECONDS": "60",
+        }
+    )
+    hook = c.webhook
+    assert hook is not None
+    assert (hook.secret, hook.host, hook.port, hook.tls_dir, hook.ca_file, hook.max_age_seconds) == (
+        secret, "127.0.0.1", 9443, Path("/tls"), Path("/out/ca.pem"), 60.0,
+    )  # fmt: skip
+    assert hook.cert_hosts == ("ferry-operator.ferry.svc", "localhost")
+    assert secret not in repr(c) and secret not in str(hook)
+
+
+def test_a_short_webhook_secret_is_refused_without_echoing_it() -> None:
+    with pytest.raises(config.envconfig.ConfigError) as err:
+        config.load({"FERRY_WEBHOOK_SECRET": "tiny-secret"})
+    assert err.value.name == "FERRY_WEBHOOK_SECRET" and "tiny-secret" not in str(err.value)
+    assert "at least 16 characters" in str(err.value)

@@ -470,3 +470,27 @@ async def test_off_never_deletes_a_policy_it_does_not_own_nor_calls_it_a_conflic
         await reconciler.reconcile(NS, NAME)
     assert kube.network_policies[policy_name(NAME)] == _foreign_policy()
     assert _ready_condition(kube)["reason"] == "Serving" and "NameConflict" not in kube.events
+
+
+async def test_a_refresh_asks_the_registry_before_the_poll_is_due() -> None:
+    """What a webhook delivery does: the next pass re-resolves though the poll is not due."""
+    md = {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": NAME, "namespace": NS, "uid": "u1", "generation": 1, "annotations": {}},
+        "spec": {"model": {"name": "titanic-survival", "alias": "champion"}},
+    }
+    kube, registry = FakeKube(md), FakeRegistry()
+    config = OperatorConfig(RegistryConfig("http://mlflow"), PredictorSettings("http://mlflow"))
+    reconciler = Reconciler(
+        kube, registry, RecordingTester(kube), config, monotonic=lambda: 100.0
+    )  # time stands still
+    await reconciler.reconcile(NS, NAME)
+    assert reconciler.follows() == [((NS, NAME), ModelRef(name="titanic-survival", alias="champion"))]
+    registry.version = "2"  # the alias moves in the registry
+    await reconciler.reconcile(NS, NAME)
+    assert kube.md["status"]["model"]["version"] == "1"  # the poll is not due: not seen
+    reconciler.refresh((NS, NAME))
+    await reconciler.reconcile(NS, NAME)
+    assert kube.md["status"]["model"]["version"] == "2"
+    reconciler.refresh(("other", "unknown"))  # one never seen is no error: its first pass resolves

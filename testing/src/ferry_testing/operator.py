@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,34 @@ class RegisteredModel:
     name: str
     versions: list[str]
     input_example: dict[str, Any]
+
+
+def register_echo(tracking_uri: str, name: str = "ferry-echo", count: int = 2) -> RegisteredModel:
+    """``name`` in the registry at ``tracking_uri``: ``count`` versions of a pyfunc model that
+    echoes its input, with an input example, and the alias ``champion`` on the first."""
+    import mlflow
+    import pandas as pd
+    from mlflow.pyfunc.model import PythonModel
+
+    class Echo(PythonModel):  # what it predicts does not matter to the operator
+        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+            return model_input
+
+    mlflow.set_tracking_uri(tracking_uri)
+    example = {"pclass": [3], "sex": ["male"], "age": [22.0]}
+    versions = []
+    for _ in range(count):
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=Echo(),
+                input_example=pd.DataFrame(example),
+                registered_model_name=name,
+                pip_requirements=["mlflow"],  # skips requirement inference, which is slow
+            )
+        versions.append(str(info.registered_model_version))
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", versions[0])
+    return RegisteredModel(tracking_uri, name, versions, example)
 
 
 GOOD: dict[str, Any] = {"model": {"name": "titanic-survival", "alias": "champion"}}
@@ -60,7 +89,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
 class OperatorProcess:
     """``ferry-operator`` as a child process, so a test can kill -9 it and start it again."""
 
-    def __init__(self, kubeconfig: str, tracking_uri: str, log: Path) -> None:
+    def __init__(
+        self, kubeconfig: str, tracking_uri: str, log: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.metrics_port = free_port()
         self.env = {
             **os.environ,
@@ -70,6 +101,7 @@ class OperatorProcess:
             "FERRY_SMOKE_TESTER": SMOKE_TESTER,
             "FERRY_METRICS_PORT": str(self.metrics_port),
             "FERRY_WATCH_SERVER_TIMEOUT": "20",
+            **(env or {}),
         }
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
@@ -98,11 +130,15 @@ class OperatorProcess:
                 self.kill()
 
     def reconciles(self) -> float:
+        return self.metric('ferry_operator_reconciles_total{result="ok"}')
+
+    def metric(self, series: str) -> float:
+        """The sum of the samples whose line starts with ``series`` (a name, or name{labels})."""
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith('ferry_operator_reconciles_total{result="ok"}')
+            if line.startswith(series) and line[len(series) : len(series) + 1] in (" ", "{", "")
         )
 
 
