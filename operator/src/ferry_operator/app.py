@@ -114,7 +114,7 @@ def registry_changed(reconciler: Reconciler, controller: Controller, event: Regi
     """A verified registry event: the ModelDeployments it concerns ask the registry now."""
     keys = affected(event, reconciler.follows())
     for key in keys:
-        reconciler.refresh(key)
+        reconciler.refresh(key, event.describe())
         controller.kick(key)
     WEBHOOK_REFRESHES.inc(len(keys))
     return keys

@@ -49,6 +49,7 @@ log = logging.getLogger("ferry.reconcile")
 
 Key = tuple[str, str]
 PREVIEW_RECHECK_SECONDS = 5.0
+REGISTRY_NOTIFIED = "RegistryNotified"  # the event of a re-resolve a registry webhook asked for
 
 
 @dataclass
@@ -121,19 +122,24 @@ class Reconciler:
         self.clock = clock
         self.monotonic = monotonic
         self.memos: dict[Key, _Memo] = {}
+        self.notices: dict[Key, str] = {}  # why a refresh was asked for, told once it is done
 
     def forget(self, key: Key) -> None:
         self.memos.pop(key, None)
+        self.notices.pop(key, None)
 
     def follows(self) -> list[tuple[Key, ModelRef]]:
         """What each ModelDeployment seen so far points at in the registry."""
         return [(key, memo.ref) for key, memo in self.memos.items()]
 
-    def refresh(self, key: Key) -> None:
-        """Ask the registry again at ``key``'s next pass instead of at its poll time."""
+    def refresh(self, key: Key, notice: str | None = None) -> None:
+        """Ask the registry again at ``key``'s next pass instead of at its poll time; ``notice``
+        (what the registry said happened) becomes a RegistryNotified event on that pass."""
         memo = self.memos.get(key)
         if memo is not None:
             memo.next_poll = -math.inf
+            if notice:
+                self.notices[key] = notice
 
     async def resolve(
         self,
@@ -226,6 +232,11 @@ class Reconciler:
 
         recorded = dict(old_status.get("artifactDigests") or {})
         outcome = await self.resolve(key, spec, raw_command, recorded)
+        notice = self.notices.pop(key, None)
+        if notice is not None:
+            await self.kube.post_event(
+                md, "Normal", REGISTRY_NOTIFIED, f"{notice}; the registry says {outcome.message}"
+            )
         target = outcome.resolved.version if outcome.resolved else None
         if target is not None and outcome.artifact_digest is not None:
             recorded[target] = outcome.artifact_digest

@@ -62,6 +62,12 @@ class RegistryEvent:
     def relevant(self) -> bool:
         return self.kind in EVENTS and self.model is not None
 
+    def describe(self) -> str:
+        """One line for an event or a log: what MLflow said, and which delivery said it."""
+        alias = f"@{self.alias}" if self.alias else ""
+        version = f" -> version {self.version}" if self.version else ""
+        return f"MLflow webhook {self.kind}: {self.model}{alias}{version} (delivery {self.delivery_id})"
+
 
 def sign(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
     """The ``X-MLflow-Signature`` MLflow sends for this delivery."""

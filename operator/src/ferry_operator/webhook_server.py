@@ -67,15 +67,7 @@ class Receiver:
             return Answer(202, {"event": event.kind, "deployments": 0})
         keys = self._on_event(event)
         WEBHOOK_DELIVERIES.labels("accepted").inc()
-        log.info(
-            "webhook delivery %s: %s %s%s%s, %d ModelDeployment(s) re-resolved now",
-            event.delivery_id,
-            event.kind,
-            event.model,
-            f"@{event.alias}" if event.alias else "",
-            f" -> {event.version}" if event.version else "",
-            len(keys),
-        )
+        log.info("%s: %d ModelDeployment(s) re-resolved now", event.describe(), len(keys))
         return Answer(202, {"event": event.kind, "deployments": len(keys)})
 
 

@@ -490,7 +490,10 @@ async def test_a_refresh_asks_the_registry_before_the_poll_is_due() -> None:
     registry.version = "2"  # the alias moves in the registry
     await reconciler.reconcile(NS, NAME)
     assert kube.md["status"]["model"]["version"] == "1"  # the poll is not due: not seen
-    reconciler.refresh((NS, NAME))
+    assert "RegistryNotified" not in kube.events
+    reconciler.refresh((NS, NAME), "MLflow webhook model_version_alias.created: titanic-survival@champion")
     await reconciler.reconcile(NS, NAME)
     assert kube.md["status"]["model"]["version"] == "2"
+    await reconciler.reconcile(NS, NAME)  # told once, on the pass that re-resolved
+    assert kube.events.count("RegistryNotified") == 1
     reconciler.refresh(("other", "unknown"))  # one never seen is no error: its first pass resolves
