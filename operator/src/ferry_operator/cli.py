@@ -20,6 +20,7 @@ from typing import Any
 from ferry_common.contract import ANNOTATION_COMMAND, GROUP, LABEL_COLOR, MODEL_DEPLOYMENT, VERSION
 from ferry_common.timefmt import format_time
 
+from ferry_operator import cliwebhook
 from ferry_operator.builders import service_names
 from ferry_operator.cliargs import Exit, build_parser, complete_words, completion_script
 from ferry_operator.cliview import (
@@ -33,6 +34,7 @@ from ferry_operator.cliview import (
     render_status,
     status_view,
 )
+from ferry_operator.reconcile import REGISTRY_NOTIFIED
 
 PLURAL = MODEL_DEPLOYMENT.plural
 
@@ -105,6 +107,33 @@ class Cluster:
         items: list[dict[str, Any]] = self.core.api_client.sanitize_for_serialization(found).get("items", [])
         return [e for e in items if (e.get("involvedObject") or {}).get("kind") == MODEL_DEPLOYMENT.kind]
 
+    def notified(self, ns: str | None, limit: int = 10) -> list[dict[str, str]]:
+        """The last RegistryNotified events (re-resolves a webhook asked for), newest first."""
+        selector = f"reason={REGISTRY_NOTIFIED}"
+        if ns is None:
+            items = self.core.list_event_for_all_namespaces(
+                field_selector=selector, _request_timeout=self.timeout
+            )
+        else:
+            items = self.core.list_namespaced_event(
+                ns, field_selector=selector, _request_timeout=self.timeout
+            )
+
+        def when(e: Any) -> str:
+            t = e.last_timestamp or e.event_time or e.metadata.creation_timestamp
+            return format_time(t.timestamp()) if t is not None else ""
+
+        events = sorted(items.items, key=when, reverse=True)[:limit]
+        return [
+            {
+                "time": when(e),
+                "namespace": e.involved_object.namespace or "",
+                "name": e.involved_object.name or "",
+                "message": e.message or "",
+            }
+            for e in events
+        ]
+
     def command(self, ns: str, name: str, verb: str) -> str:
         value = f"{verb}@{format_time(timespec='milliseconds')}"
         self.custom.patch_namespaced_custom_object(
@@ -170,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "completion":
         print(completion_script(parser, args.shell), end="")
         return int(Exit.OK)
+    if args.cmd == "webhook" and args.action == "register":
+        return int(_webhook_register(args))  # MLflow only: no cluster needed
     ns: str | None = args.namespace
     if args.kubeconfig and not Path(args.kubeconfig).is_file():
         print(f"error: --kubeconfig {args.kubeconfig}: no such file", file=sys.stderr)
@@ -204,7 +235,43 @@ def _get(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
         raise Failure(Exit.NOT_FOUND, f"modeldeployment {name!r} not found in namespace {ns!r}") from None
 
 
+def _mlflow(args: argparse.Namespace) -> cliwebhook.Mlflow:
+    token = None
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise Failure(Exit.USAGE, f"--token-file {args.token_file}: {exc.strerror}") from None
+    return cliwebhook.Mlflow(args.mlflow, token)
+
+
+def _webhook_register(args: argparse.Namespace) -> Exit:
+    missing = [
+        flag for flag, value in (("--url", args.url), ("--secret-file", args.secret_file)) if not value
+    ]
+    try:
+        if missing:
+            raise Failure(Exit.USAGE, f"webhook register needs {' and '.join(missing)}")
+        secret = cliwebhook.read_secret(args.secret_file, sys.stdin)
+        return cliwebhook.register(_mlflow(args), args.name, args.url, secret, sys.stdout)
+    except (Failure, cliwebhook.WebhookFailure) as failure:
+        print(f"error: {failure.message}", file=sys.stderr)
+        return failure.code
+
+
+def _webhook_status(cluster: Cluster, args: argparse.Namespace, ns: str) -> Exit:
+    try:
+        webhooks = _mlflow(args).webhooks()
+    except cliwebhook.WebhookFailure as failure:
+        raise Failure(failure.code, failure.message) from None
+    notified = cluster.notified(None if args.all_namespaces else ns)
+    print("\n".join(cliwebhook.status_lines(webhooks, notified)))
+    return Exit.OK
+
+
 def _run(cluster: Cluster, args: argparse.Namespace, ns: str) -> Exit:
+    if args.cmd == "webhook":
+        return _webhook_status(cluster, args, ns)
     if args.cmd == "list":
         return _list(cluster, None if args.all_namespaces else ns, args.output)
     if args.cmd == "status":

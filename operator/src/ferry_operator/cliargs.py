@@ -21,6 +21,7 @@ from ferry_operator.cliview import OUTPUT_FORMATS
 PROG = "kubectl ferry"
 VERBS = ("promote", "abort", "rollback", "retry")
 SHELLS = ("bash", "zsh")
+WEBHOOK_ACTIONS = ("register", "status")
 
 
 class Exit(IntEnum):
@@ -142,6 +143,14 @@ COMMANDS = (
         "kubectl ferry retry titanic -n ml",
     ),
     Command(
+        "webhook",
+        "register the operator's receiver as an MLflow webhook (then a test delivery), or show"
+        " MLflow's Ferry webhooks and the last deliveries the operator acted on",
+        "kubectl ferry webhook register --mlflow https://mlflow.example \\\n"
+        "    --url https://ferry-operator.example:8443/hooks/mlflow --secret-file webhook-secret\n"
+        "kubectl ferry webhook status --mlflow https://mlflow.example -A",
+    ),
+    Command(
         "completion",
         "print a shell completion script (bash or zsh)",
         "source <(kubectl ferry completion bash)   # in ~/.bashrc\n"
@@ -182,6 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
             _output_flag(p)
         elif c.name == "completion":
             p.add_argument("shell", choices=SHELLS)
+        elif c.name == "webhook":
+            p.add_argument("action", choices=WEBHOOK_ACTIONS)
+            p.add_argument("--mlflow", required=True, metavar="URI", help="the MLflow tracking server")
+            p.add_argument("--token-file", metavar="FILE", help="a bearer token for MLflow, read from FILE")
+            p.add_argument(
+                "--url", metavar="URL", help="register: where MLflow delivers (the operator's /hooks/mlflow)"
+            )
+            p.add_argument(
+                "--secret-file",
+                metavar="FILE",
+                help="register: the operator's FERRY_WEBHOOK_SECRET, read from FILE (- for stdin)",
+            )
+            p.add_argument(
+                "--name", default="ferry", help="register: the webhook's name in MLflow (default ferry)"
+            )
+            p.add_argument(
+                "-A", "--all-namespaces", action="store_true", help="status: deliveries in every namespace"
+            )
         else:
             p.add_argument("name", metavar="NAME", help="the ModelDeployment")
             if c.name in ("status", "history"):

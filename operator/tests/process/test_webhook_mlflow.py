@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,3 +131,42 @@ def test_the_endpoint_answers_the_envelope_to_anything_else(receiver: Running) -
         assert missing.status_code == 404 and missing.json()["error_code"] == "NOT_FOUND"
         huge = http.post(receiver.url, content=b"x" * (ev.MAX_BODY_BYTES + 1))
         assert huge.status_code == 413 and huge.json()["error_code"] == "PAYLOAD_TOO_LARGE"
+
+
+def plugin(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "kubectl-ferry"
+    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_the_plugin_registers_the_webhook_and_mlflow_test_delivers_to_it(
+    receiver: Running, mlflow: Server, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    args = ["webhook", "register", "--mlflow", mlflow.url, "--url", receiver.url, "--name", "by-plugin"]
+    first = plugin(*args, "--secret-file", str(secret))
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "created MLflow webhook 'by-plugin'" in first.stdout and "test delivery: 202" in first.stdout
+    again = plugin(*args, "--secret-file", "-", stdin=SECRET)  # the same name: brought up to date
+    assert again.returncode == 0 and "updated MLflow webhook 'by-plugin'" in again.stdout
+    hooks = [w for w in MlflowClient(tracking_uri=mlflow.url).list_webhooks() if w.name == "by-plugin"]
+    assert len(hooks) == 1 and sorted(str(e) for e in hooks[0].events) == sorted(EVENTS)
+
+
+def test_the_plugin_says_why_mlflow_cannot_deliver(receiver: Running, mlflow: Server, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-operators-secret-at-all")
+    args = ["webhook", "register", "--mlflow", mlflow.url, "--url", receiver.url, "--name", "wrong"]
+    result = plugin(*args, "--secret-file", str(wrong))
+    assert result.returncode == 1 and "test delivery failed (401)" in result.stdout
+    assert "hint: the secret differs from the operator's FERRY_WEBHOOK_SECRET" in result.stdout
+    assert "not-the-operators-secret-at-all" not in result.stdout + result.stderr
+
+    short = tmp_path / "short"
+    short.write_text("tiny")
+    refused = plugin(*args, "--secret-file", str(short))
+    assert refused.returncode == 2 and "at least 16 characters" in refused.stderr
+    missing = plugin("webhook", "register", "--mlflow", mlflow.url)
+    assert missing.returncode == 2 and "needs --url and --secret-file" in missing.stderr
+    down = plugin(*args, "--secret-file", str(wrong), "--mlflow", "http://127.0.0.1:9")
+    assert down.returncode == 4 and "cannot reach MLflow" in down.stderr
