@@ -124,3 +124,8 @@ networkPolicy.enabled is false. */}}
 off
 {{- end -}}
 {{- end -}}
+
+{{/* The Secret whose tls.crt/tls.key the operator's webhook receiver serves. */}}
+{{- define "ferry.webhookTlsSecret" -}}
+{{- default (printf "%s-webhook-tls" (include "ferry.component" (list . "operator"))) .Values.operator.webhook.tlsSecretName -}}
+{{- end -}}

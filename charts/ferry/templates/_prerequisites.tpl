@@ -119,6 +119,10 @@ chart creates that namespace now: NOTES then say to create the Secret there). */
 {{- $secrets = append $secrets (dict "ns" $models "name" . "value" "operator.predictorCredentialsSecret, in each ModelDeployment's namespace" "keys" $mlflowKeys "create" "--from-literal=MLFLOW_TRACKING_TOKEN=TOKEN") -}}
 {{- end -}}
 {{- end -}}
+{{- $w := .Values.operator.webhook -}}
+{{- if and .Values.operator.enabled $w.enabled -}}
+{{- $secrets = append $secrets (dict "ns" $rel "name" $w.secretName "value" "operator.webhook.secretName: the secret MLflow signs its webhooks with" "keys" (list (list "FERRY_WEBHOOK_SECRET")) "create" "--from-literal=FERRY_WEBHOOK_SECRET=\"$(openssl rand -hex 32)\"") -}}
+{{- end -}}
 {{- if and (include "ferry.testHook" .) .Values.tests.apiKeySecret -}}
 {{- $k := .Values.tests.apiKeySecretKey -}}
 {{- $secrets = append $secrets (dict "ns" $rel "name" .Values.tests.apiKeySecret "value" (printf "tests.apiKeySecret: an API key of a consumer allowed to call %s, e.g. the one `ferry keys patch` showed" .Values.tests.model) "keys" (list (list $k)) "create" (printf "--from-literal=%s=API_KEY" $k)) -}}

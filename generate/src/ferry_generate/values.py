@@ -87,6 +87,17 @@ class Peering(TypedDict, total=False):
 
 
 @with_config(_STRICT)
+class Webhook(TypedDict, total=False):
+    """The operator's receiver of MLflow's registry webhooks."""
+
+    enabled: Required[bool]
+    port: Port
+    secretName: Name
+    tlsSecretName: OptionalName
+    from_: Annotated[list[Object], Field(alias="from")]
+
+
+@with_config(_STRICT)
 class Operator(TypedDict, total=False):
     enabled: Required[bool]
     replicas: Required[
@@ -108,6 +119,7 @@ class Operator(TypedDict, total=False):
     ]
     metricsPort: Port
     healthPort: Port
+    webhook: Webhook
     verbose: bool
     resources: Resources
     podAnnotations: StringMap
