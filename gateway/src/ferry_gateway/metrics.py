@@ -30,6 +30,7 @@ REDIS_ERRORS_NAME = "ferry_gateway_redis_errors_total"
 UPSTREAM_ERRORS_NAME = "ferry_gateway_upstream_errors_total"
 CIRCUIT_OPEN_NAME = "ferry_gateway_circuit_open"
 CONSUMERS_REJECTED_NAME = "ferry_gateway_consumers_file_rejected"
+UPSTREAM_RETRIES_NAME = "ferry_gateway_upstream_retries_total"
 
 ALL_NAMES = (
     REQUESTS_NAME,
@@ -41,6 +42,7 @@ ALL_NAMES = (
     UPSTREAM_ERRORS_NAME,
     CIRCUIT_OPEN_NAME,
     CONSUMERS_REJECTED_NAME,
+    UPSTREAM_RETRIES_NAME,
 )
 
 # Latency buckets resolve the sub-millisecond gateway overhead as well as slow models.
@@ -89,6 +91,14 @@ UPSTREAM_ERRORS = Counter(
     UPSTREAM_ERRORS_NAME.removesuffix("_total"),
     "Failed upstream calls by model and kind (connect, timeout, circuit_open).",
     ["model", "kind"],
+    registry=REGISTRY,
+)
+UPSTREAM_RETRIES = Counter(
+    UPSTREAM_RETRIES_NAME.removesuffix("_total"),
+    "Upstream requests sent a second time, on a fresh connection, because the first answered"
+    " nothing: refused (connect refused), reset (closed before any byte), keepalive (an idle"
+    " connection closed as it was reused). Never after a timeout or a partial answer.",
+    ["model", "reason"],
     registry=REGISTRY,
 )
 CIRCUIT_OPEN = Gauge(

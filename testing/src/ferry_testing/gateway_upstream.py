@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from dataclasses import dataclass
+import socket
+import struct
+from dataclasses import dataclass, field
 from typing import Any
 
 import httptools
@@ -31,6 +33,12 @@ class Options:
     name: str = "upstream"
     pending: int = 0
     connections: int = 0  # open client connections (tests watch pooled connections close)
+    predictions: int = 0  # POST requests received, retries included
+    keep_alive: bool = True  # False: every answer closes its connection (no client pooling)
+    # Faults for the next requests, taken in order: "reset" closes the connection with a TCP RST
+    # before any byte of an answer (a pod killed mid-request), "partial" sends half an answer
+    # and closes, "hang" never answers. Empty: every request is answered.
+    faults: list[str] = field(default_factory=list)
 
 
 class _Protocol(asyncio.Protocol):
@@ -74,6 +82,11 @@ class _Protocol(asyncio.Protocol):
         path = self.url.decode()
         headers, body = self.headers, bytes(self.body)
         self._reset()
+        if method == "POST":
+            self.opts.predictions += 1
+        # Faults hit predictions only: the gateway's readiness looks (GET) are answered.
+        if self.opts.faults and method == "POST" and self._fault(self.opts.faults.pop(0)):
+            return
         if path == "/_pending":  # how much accepted work is still queued (benchmarks wait for 0)
             self._write(json.dumps({"pending": self.opts.pending}).encode())
         elif self.opts.delay or self.opts.serial:
@@ -92,6 +105,21 @@ class _Protocol(asyncio.Protocol):
             self._answer(method, path, headers, body)
         finally:
             self.opts.pending -= 1
+
+    def _fault(self, fault: str) -> bool:
+        if self.transport is None:
+            return False
+        if fault == "reset":
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:  # linger 0: close() sends RST, as a killed process's socket does
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+        elif fault == "partial":
+            self.transport.write(b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"predic')
+            self.transport.close()
+        elif fault != "hang":
+            raise ValueError(f"unknown fault {fault!r}")
+        return True
 
     def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -118,11 +146,14 @@ class _Protocol(asyncio.Protocol):
         self.transport.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-upstream: "
             + self.opts.name.encode()
+            + (b"" if self.opts.keep_alive else b"\r\nconnection: close")
             + b"\r\ncontent-length: "
             + str(len(payload)).encode()
             + b"\r\n\r\n"
             + payload
         )
+        if not self.opts.keep_alive:
+            self.transport.close()
 
 
 async def serve(port: int, opts: Options, host: str = "127.0.0.1") -> asyncio.Server:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -25,7 +26,9 @@ class UpstreamClosed(ConnectionError):
 
 
 class UpstreamConnectError(ConnectionError):
-    pass
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,12 @@ class Response:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+
+
+# Why a request may be sent once more, on a fresh connection (through a Service, often to another
+# endpoint): never after a timeout or a partial answer, only when the upstream provably answered
+# nothing. A prediction has no side effects, so sending one twice is safe even if it arrived.
+RETRY_REASONS = ("refused", "reset", "keepalive")
 
 
 @dataclass(frozen=True)
@@ -143,7 +152,11 @@ class HttpClient:
                 _, conn = await loop.create_connection(
                     _Connection, origin.host, origin.port, ssl=self._ssl if origin.tls else None
                 )
-        except (OSError, TimeoutError) as exc:
+        except TimeoutError:
+            raise UpstreamConnectError(
+                f"cannot connect to {origin.host}:{origin.port}: no answer in {limit} s", timed_out=True
+            ) from None
+        except OSError as exc:
             raise UpstreamConnectError(f"cannot connect to {origin.host}:{origin.port}: {exc}") from None
         return conn
 
@@ -156,13 +169,23 @@ class HttpClient:
         body: bytes = b"",
         response_timeout: float = 30.0,
         connect_timeout: float = 2.0,
+        on_retry: Callable[[str], None] | None = None,
     ) -> Response:
-        """One request; raises UpstreamConnectError, TimeoutError, or ConnectionError."""
+        """One request; raises UpstreamConnectError, TimeoutError, or ConnectionError.
+
+        Sent once more on a fresh connection when the upstream provably answered nothing; the
+        reason (RETRY_REASONS) goes to ``on_retry``, whatever the second attempt's outcome.
+        """
         head = [f"{method} {path} HTTP/1.1\r\n".encode(), b"host: ", origin.host_header, b"\r\n"]
         for name, value in headers:
             head += [name, b": ", value, b"\r\n"]
         head += [b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body]
         data = b"".join(head)
+
+        def again(reason: str) -> None:
+            if on_retry is not None:
+                on_retry(reason)
+
         for attempt in (0, 1):
             idle = self._idle.get(origin)
             conn = None
@@ -173,17 +196,26 @@ class HttpClient:
                     break
             reused = conn is not None
             if conn is None:
-                conn = await self._connect(origin, connect_timeout)
+                try:
+                    conn = await self._connect(origin, connect_timeout)
+                except UpstreamConnectError as exc:
+                    # Refused (a pod going away, an endpoint not yet removed): nothing was sent.
+                    # A timed-out connect is not retried: the caller's deadline is already spent.
+                    if attempt == 0 and not exc.timed_out:
+                        again("refused")
+                        continue
+                    raise
             future = conn.send(data)
             loop = asyncio.get_running_loop()
             timer = loop.call_later(response_timeout, _expire, future)
             try:
                 response = await future
             except UpstreamClosed as exc:
-                # the keep-alive race: the upstream closed an idle connection just as we reused it
-                # and answered nothing. Predictions have no side effects, so one retry on a fresh
-                # connection is safe even if the request did arrive.
-                if reused and not exc.received_any and attempt == 0:
+                # Closed or reset before a single response byte: the keep-alive race (an idle
+                # connection closed just as it was reused) or a backend shutting down. Sent again
+                # once, on a fresh connection; never after part of an answer arrived.
+                if attempt == 0 and not exc.received_any:
+                    again("keepalive" if reused else "reset")
                     continue
                 raise
             except BaseException:

@@ -149,7 +149,14 @@ class UpstreamPool:
         try:
             with breaker.guard():  # any exception fails the call; a cancelled trial frees its slot
                 resp = await self._client.request(
-                    method, origin, prefix + path, headers, body, self.response_timeout, self.connect_timeout
+                    method,
+                    origin,
+                    prefix + path,
+                    headers,
+                    body,
+                    self.response_timeout,
+                    self.connect_timeout,
+                    lambda reason: metrics.UPSTREAM_RETRIES.labels(model, reason).inc(),
                 )
         except TimeoutError:
             self._failed(model, base, breaker, "timeout")
