@@ -32,6 +32,16 @@ DEFAULT_IMAGE = "ghcr.io/ferry-dev/ferry-predictor:0.1.0"
 SERVED_NAME_ENV = PredictorEnv.MODEL_NAME
 SCRAPE_ANNOTATIONS = {"prometheus.kserve.io/port": str(METRICS_PORT), "prometheus.kserve.io/path": "/metrics"}
 
+# Shutting a predictor pod down without dropping a request. Deleting a pod removes it from its
+# Service's endpoints while the kubelet stops it, and kube-proxy (and the gateway's pool) learn it
+# a few seconds later: the preStop sleep keeps the pod serving through that window; only then does
+# SIGTERM arrive, uvicorn stops accepting, finishes the requests in flight (for at most
+# DRAIN_SECONDS, the predictor's FERRY_SHUTDOWN_TIMEOUT_SECONDS) and closes its keep-alive
+# connections, which the gateway retries elsewhere. The grace period covers both, with room to exit.
+PRESTOP_SECONDS = 5
+DRAIN_SECONDS = 20
+TERMINATION_GRACE_SECONDS = PRESTOP_SECONDS + DRAIN_SECONDS + 5
+
 # The image's non-root user (Containerfile: `nonroot`, 65532:65532), named here too so the pod
 # refuses to start if an image ever runs as root, and above 10000 so no host user shares it.
 UID = GID = 65532
@@ -73,6 +83,8 @@ def predictor_container(image: str = DEFAULT_IMAGE, model_name: str = "{{.Name}}
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
         "readinessProbe": probe,
+        # The kubelet's own sleep (no binary needed in the image): see PRESTOP_SECONDS.
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
         "livenessProbe": {
             "httpGet": {"path": "/v2/health/live", "port": HTTP_PORT},
             "periodSeconds": 10,

@@ -30,6 +30,7 @@ DEFAULT_LIMIT_CONCURRENCY = 1000
 # longer than an Ingress controller keeps idle upstream connections (ingress-nginx: 60 s), so the
 # proxy never reuses one the gateway has just closed (a 502 for a prediction it will not retry)
 DEFAULT_KEEP_ALIVE_SECONDS = 75.0
+DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 20
 DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
@@ -152,6 +153,13 @@ ENVIRONMENT: tuple[Var, ...] = (
         f"{DEFAULT_KEEP_ALIVE_SECONDS:g}",
         envconfig.positive_float,
     ),
+    Var(
+        "FERRY_SHUTDOWN_TIMEOUT_SECONDS",
+        "on SIGTERM: seconds to finish the requests in flight (no new ones are accepted, idle "
+        "keep-alive connections are closed) before exiting",
+        str(DEFAULT_SHUTDOWN_TIMEOUT_SECONDS),
+        envconfig.positive_int,
+    ),
     Var("FERRY_ACCESS_LOG", "true: one JSON line per request", "false", envconfig.boolean),
     Var(
         "FERRY_LOG_LEVEL",
@@ -251,6 +259,7 @@ class Settings:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY
     keep_alive_seconds: float = DEFAULT_KEEP_ALIVE_SECONDS
+    shutdown_timeout_seconds: int = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
     access_log: bool = False
     log_level: str = "info"
     kubernetes_service_host: str | None = None
@@ -326,6 +335,7 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
         max_header_bytes=env["FERRY_MAX_HEADER_BYTES"],
         limit_concurrency=env["FERRY_LIMIT_CONCURRENCY"],
         keep_alive_seconds=env["FERRY_KEEP_ALIVE_SECONDS"],
+        shutdown_timeout_seconds=env["FERRY_SHUTDOWN_TIMEOUT_SECONDS"],
         access_log=env["FERRY_ACCESS_LOG"] or bool(getattr(flags, "access_log", False)),
         log_level=env["FERRY_LOG_LEVEL"],
         kubernetes_service_host=env["KUBERNETES_SERVICE_HOST"],

@@ -199,8 +199,10 @@ def protocol(
 def uvicorn_options(s: Settings) -> dict[str, Any]:
     """What the gateway passes to uvicorn besides the app, host and port: its protocol with the
     header and connection limits (not uvicorn's ``limit_concurrency``: see the module docstring),
-    and the keep-alive timeout from the settings."""
+    the keep-alive timeout, and how long a SIGTERM waits for requests in flight (uvicorn's own
+    default waits for ever, past any pod's grace period)."""
     return {
         "http": protocol(s.header_timeout_seconds, s.max_header_bytes, s.limit_concurrency),
         "timeout_keep_alive": s.keep_alive_seconds,
+        "timeout_graceful_shutdown": s.shutdown_timeout_seconds,
     }

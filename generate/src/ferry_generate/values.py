@@ -318,6 +318,12 @@ class Gateway(TypedDict, total=False):
     keepAliveSeconds: Annotated[
         float, Field(gt=0, description="Seconds an idle keep-alive connection is kept between requests.")
     ]
+    preStopSeconds: Annotated[
+        int, Field(ge=0, le=120, description="Seconds a stopping pod keeps serving while its endpoint goes.")
+    ]
+    shutdownTimeoutSeconds: Annotated[
+        int, Field(ge=1, le=600, description="Seconds a stopping pod finishes its requests in flight.")
+    ]
     accessLog: bool
     logLevel: Literal["debug", "info", "warning"]
     secretName: OptionalName

@@ -184,7 +184,11 @@ def inference_service(
     annotations: dict[str, str] = {}
     # Predictors never call the Kubernetes API: no token in the pod for whoever runs code in it
     # (a model loads by pickle). Whatever the runtime.
-    pod: dict[str, Any] = {"automountServiceAccountToken": False}
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        # Time for the preStop delay and the drain (ferry_common.runtime.PRESTOP_SECONDS).
+        "terminationGracePeriodSeconds": runtime.TERMINATION_GRACE_SECONDS,
+    }
     if spec.predictor.runtime == runtime.NAME:
         # Ferry's runtime is instantiated as the predictor's own container: KServe treats a
         # `model` without storageUri as multi-model serving and injects its model-puller agent

@@ -92,6 +92,28 @@ def test_the_recorded_digest_goes_to_every_predictor_of_its_version(runtime: str
     assert "FERRY_ARTIFACT_DIGEST" not in env(None)  # a version deployed before digests existed
 
 
+def test_a_stopping_predictor_pod_keeps_serving_until_its_endpoint_is_gone_then_drains() -> None:
+    """Issue 17: the kubelet's preStop sleep holds SIGTERM back while the endpoint is removed;
+    the grace period covers that delay and the predictor's drain, so nothing in flight is cut."""
+    from ferry_common import runtime
+
+    pred = inference_service(OWNER, SPEC, Color.blue, "titanic-survival", "4", 1, SETTINGS)["spec"][
+        "predictor"
+    ]
+    (container,) = pred["containers"]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": runtime.PRESTOP_SECONDS}}}
+    assert pred["terminationGracePeriodSeconds"] > runtime.PRESTOP_SECONDS + runtime.DRAIN_SECONDS
+    other = SPEC.model_copy(
+        update={"predictor": SPEC.predictor.model_copy(update={"runtime": "kserve-mlflowserver"})}
+    )
+    assert (
+        "terminationGracePeriodSeconds"
+        in inference_service(OWNER, other, Color.blue, "titanic-survival", "4", 1, SETTINGS)["spec"][
+            "predictor"
+        ]
+    )
+
+
 def test_ferry_predictor_pods_are_hardened_and_carry_no_token() -> None:
     """Issue 13, findings 11 and 4: read-only root with /tmp the only writable place, the default
     seccomp profile, a fixed non-root uid, no privilege escalation or capability, no token."""

@@ -60,6 +60,8 @@ def serve(config: Config) -> None:
         server_header=False,
         date_header=False,
         timeout_keep_alive=75,
+        # Without a bound uvicorn waits for ever on a request in flight, past the grace period.
+        timeout_graceful_shutdown=config.shutdown_timeout_seconds,
     )
     metrics = (
         metricsport.config(

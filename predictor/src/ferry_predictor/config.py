@@ -35,6 +35,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_BODY_BYTES = "FERRY_MAX_BODY_BYTES"
 MAX_BATCH_ROWS = "FERRY_MAX_BATCH_ROWS"
 BODY_TIMEOUT_SECONDS = "FERRY_BODY_TIMEOUT_SECONDS"
+SHUTDOWN_TIMEOUT_SECONDS = "FERRY_SHUTDOWN_TIMEOUT_SECONDS"
 LOG_LEVEL = "FERRY_LOG_LEVEL"
 # MLflow's client reads its credentials from the environment itself (the operator passes them on
 # from the ModelDeployment's credentials Secret); they are listed here so --help names them, and
@@ -94,6 +95,13 @@ ENV: tuple[Var, ...] = (
         f"{DEFAULT_BODY_TIMEOUT_SECONDS:g}",
         envconfig.positive_float,
     ),
+    Var(
+        SHUTDOWN_TIMEOUT_SECONDS,
+        "on SIGTERM: seconds to finish the requests in flight (no new ones are accepted) before"
+        " exiting; within the pod's grace period (ferry_common.runtime)",
+        str(runtime.DRAIN_SECONDS),
+        envconfig.positive_int,
+    ),
     Var(LOG_LEVEL, "debug, info, warning or error (--log_level wins)", "info", envconfig.choice(*LOG_LEVELS)),
     Var(CREDENTIALS[0], "registry token, read by MLflow's client", secret=True),
     Var(CREDENTIALS[1], "registry user (with the password), read by MLflow's client", secret=True),
@@ -118,6 +126,7 @@ class Config:
     retry_max_seconds: float = 60.0
     # A client trickling its body gets 408 after this, instead of holding a connection for ever.
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    shutdown_timeout_seconds: int = runtime.DRAIN_SECONDS
     host: str = "0.0.0.0"
     http_port: int = DEFAULT_HTTP_PORT
     # 0: no metrics port. Never the traffic port: whatever reaches predictions could read them.
@@ -223,6 +232,7 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         max_batch_rows=_flag("--max_batch_rows", args.max_batch_rows, positive_int, env[MAX_BATCH_ROWS]),
         workdir=Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="ferry-model-")),
         body_timeout_seconds=env[BODY_TIMEOUT_SECONDS],
+        shutdown_timeout_seconds=env[SHUTDOWN_TIMEOUT_SECONDS],
         host=args.host,
         http_port=_flag("--http_port", args.http_port, envconfig.port, DEFAULT_HTTP_PORT),
         metrics_port=_metrics_port(args.metrics_port, args.http_port),

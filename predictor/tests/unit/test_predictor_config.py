@@ -58,6 +58,7 @@ def test_flags_win_over_their_variables() -> None:
         ([], {"FERRY_MAX_BATCH_ROWS": "many"}, "FERRY_MAX_BATCH_ROWS"),
         ([], {"FERRY_BODY_TIMEOUT_SECONDS": "-1"}, "FERRY_BODY_TIMEOUT_SECONDS"),
         ([], {"FERRY_LOG_LEVEL": "loud"}, "FERRY_LOG_LEVEL"),
+        ([], {"FERRY_SHUTDOWN_TIMEOUT_SECONDS": "0"}, "FERRY_SHUTDOWN_TIMEOUT_SECONDS"),
         (["--max_body_bytes=-5"], {}, "--max_body_bytes"),
         (["--max_batch_rows=0"], {}, "--max_batch_rows"),
         (["--http_port=70000"], {}, "--http_port"),
@@ -126,3 +127,17 @@ def test_the_body_limit_is_the_one_the_gateway_applies_before_spending_quota() -
 
     assert DEFAULT_MAX_BODY_BYTES == MAX_BODY_BYTES
     assert load(["--model_name=m"], BASE).max_body_bytes == MAX_BODY_BYTES
+
+
+def test_the_shutdown_drain_fits_in_the_pods_grace_period() -> None:
+    """A SIGTERM waits for requests in flight at most this long; the pod the operator makes gives
+    it the preStop delay plus this, before the kubelet's SIGKILL (ferry_common.runtime)."""
+    from ferry_common import runtime
+
+    c = load(["--model_name=m"], BASE)
+    assert c.shutdown_timeout_seconds == runtime.DRAIN_SECONDS
+    assert runtime.PRESTOP_SECONDS + c.shutdown_timeout_seconds < runtime.TERMINATION_GRACE_SECONDS
+    assert (
+        load(["--model_name=m"], {**BASE, "FERRY_SHUTDOWN_TIMEOUT_SECONDS": "7"}).shutdown_timeout_seconds
+        == 7
+    )

@@ -283,3 +283,27 @@ def test_predictors_do_not_get_the_operators_registry_credentials(env: str) -> N
     predictors = _env(container)["FERRY_REGISTRY_SECRET"]
     assert predictors == "ferry-mlflow-predictor-credentials"
     assert predictors not in operators_own
+
+
+@pytest.mark.parametrize("env", ALL_ENVS, ids=lambda e: e or "default")
+def test_a_stopping_gateway_pod_keeps_serving_then_drains_within_its_grace_period(env: str | None) -> None:
+    """Issue 17: preStop holds SIGTERM back while the endpoint goes, the gateway then finishes
+    its requests in flight for at most FERRY_SHUTDOWN_TIMEOUT_SECONDS, all before the SIGKILL."""
+    gateway = _by_kind(template(env), "Deployment", "-gateway")
+    pod = gateway["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    pre = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = int(_env(container)["FERRY_SHUTDOWN_TIMEOUT_SECONDS"])
+    assert pre > 0 and pod["terminationGracePeriodSeconds"] > pre + drain
+    quick = _by_kind(template(env, "--set", "gateway.preStopSeconds=0"), "Deployment", "-gateway")
+    assert "lifecycle" not in quick["spec"]["template"]["spec"]["containers"][0]
+    bad = run_helm(
+        "template",
+        "t",
+        str(CHART),
+        *values_args(env),
+        "--set",
+        "gateway.shutdownTimeoutSeconds=0",
+        check=False,
+    )
+    assert bad.returncode != 0 and "shutdownTimeoutSeconds" in bad.stderr
