@@ -102,7 +102,10 @@ class Upstream:
         self._loop.run(close())
 
     def close(self) -> None:
-        self._server.close()
+        # On the loop's own thread: asyncio.Server is not thread-safe, and closing it from here
+        # raced the loop detaching the last connection (TypeError in Server._wakeup, seen in CI
+        # at the teardown of test_colour_switch.py::test_promotion_under_steady_traffic).
+        self.stop_listening()
         self._loop.stop()
 
 
