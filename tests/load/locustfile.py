@@ -13,6 +13,12 @@ Configuration (environment variables; exactly one credential is required):
     FERRY_BATCH_SIZE     passengers per request (default: 1)
     FERRY_WAIT_SECONDS   mean think time between one user's requests (default: 0, back to back)
     FERRY_LOAD_SUMMARY   write a JSON summary (versions seen, 429s, failures) to this file at the end
+    FERRY_USERS          a named user class instead of FERRY_PROTOCOL/FERRY_PREVIEW_SHARE:
+                         v1, v2, preview (every request to the preview) or mixed (both protocols,
+                         5% preview, mostly single passengers, some batches, think time)
+    FERRY_SHAPE          a named load shape instead of -u/-r/-t: steady, peak, stress or soak,
+                         ending on its own (FERRY_SHAPE_USERS users at most, FERRY_SHAPE_SECONDS)
+    FERRY_P95_MS         exit 1 when the run's 95th percentile response time is over this
 
 How responses are counted, in Locust's statistics and CSVs:
 
@@ -39,11 +45,27 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from locust import FastHttpUser, between, constant, events, task
+from locust import FastHttpUser, LoadTestShape, between, constant, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
 PROTOCOLS = ("v1", "v2", "both")
+# FERRY_USERS: protocol, preview share, batch sizes (drawn), mean think time.
+PROFILES: dict[str, tuple[str, float, tuple[int, ...], float]] = {
+    "v1": ("v1", 0.0, (1,), 0.0),
+    "v2": ("v2", 0.0, (1,), 0.0),
+    "preview": ("v1", 1.0, (1,), 0.0),
+    # Most clients send one passenger at a time, a few send batches; both protocols; a little
+    # preview traffic from the team checking a rollout; people pause between calls.
+    "mixed": ("both", 0.05, (1,) * 17 + (5, 10, 25), 0.5),
+}
+# FERRY_SHAPE: default duration (s) and default peak users; stages in shape_stage().
+SHAPES: dict[str, tuple[float, int]] = {
+    "steady": (300.0, 20),
+    "peak": (240.0, 40),
+    "stress": (300.0, 100),
+    "soak": (3600.0, 10),
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,11 @@ class Settings:
     batch_size: int
     wait_seconds: float
     summary_path: str | None
+    batch_sizes: tuple[int, ...] = ()  # drawn per request when set (FERRY_USERS=mixed)
+    shape: str | None = None
+    shape_users: int = 0
+    shape_seconds: float = 0.0
+    p95_ms: float | None = None
 
 
 def settings_from(env: dict[str, str]) -> Settings:
@@ -75,14 +102,39 @@ def settings_from(env: dict[str, str]) -> Settings:
     model = env.get("FERRY_MODEL", "titanic").strip()
     if not model or "/" in model:
         raise ValueError(f"FERRY_MODEL must be a model name, got {model!r}")
+    preview_share = _number(env, "FERRY_PREVIEW_SHARE", "0", float, 0.0, 1.0)
+    wait_seconds = _number(env, "FERRY_WAIT_SECONDS", "0", float, 0.0, 3600.0)
+    batch_sizes: tuple[int, ...] = ()
+    users = env.get("FERRY_USERS", "").strip().lower()
+    if users:
+        if users not in PROFILES:
+            raise ValueError(f"FERRY_USERS must be one of {', '.join(PROFILES)}, got {users!r}")
+        clash = [n for n in ("FERRY_PROTOCOL", "FERRY_PREVIEW_SHARE") if env.get(n, "").strip()]
+        if clash:
+            raise ValueError(f"set FERRY_USERS or {' and '.join(clash)}, not both (the class sets them)")
+        protocol, preview_share, batch_sizes, wait_seconds = PROFILES[users]
+    shape = env.get("FERRY_SHAPE", "").strip().lower() or None
+    shape_users, shape_seconds = 0, 0.0
+    if shape is not None:
+        if shape not in SHAPES:
+            raise ValueError(f"FERRY_SHAPE must be one of {', '.join(SHAPES)}, got {shape!r}")
+        default_seconds, default_users = SHAPES[shape]
+        shape_users = int(_number(env, "FERRY_SHAPE_USERS", str(default_users), int, 1, 10_000))
+        shape_seconds = _number(env, "FERRY_SHAPE_SECONDS", f"{default_seconds:g}", float, 1.0, 86_400.0)
+    p95 = env.get("FERRY_P95_MS", "").strip()
     return Settings(
         model=model,
         headers=headers,
         protocol=protocol,
-        preview_share=_number(env, "FERRY_PREVIEW_SHARE", "0", float, 0.0, 1.0),
+        preview_share=preview_share,
         batch_size=int(_number(env, "FERRY_BATCH_SIZE", "1", int, 1, 1000)),
-        wait_seconds=_number(env, "FERRY_WAIT_SECONDS", "0", float, 0.0, 3600.0),
+        wait_seconds=wait_seconds,
         summary_path=env.get("FERRY_LOAD_SUMMARY") or None,
+        batch_sizes=batch_sizes,
+        shape=shape,
+        shape_users=shape_users,
+        shape_seconds=shape_seconds,
+        p95_ms=_number(env, "FERRY_P95_MS", p95, float, 0.0, 3_600_000.0) if p95 else None,
     )
 
 
@@ -250,7 +302,8 @@ class FerryUser(FastHttpUser):
         s = SETTINGS
         protocol = s.protocol if s.protocol != "both" else self.rng.choice(("v1", "v2"))
         preview = s.preview_share > 0 and self.rng.random() < s.preview_share
-        rows = [passenger(self.rng) for _ in range(s.batch_size)]
+        size = self.rng.choice(s.batch_sizes) if s.batch_sizes else s.batch_size
+        rows = [passenger(self.rng) for _ in range(size)]
         if protocol == "v1":
             path, body, base = f"/v1/models/{s.model}:predict", v1_body(rows), "v1 predict"
         else:
@@ -311,3 +364,63 @@ def _report(environment: Environment, **_: Any) -> None:
 
 
 events.test_stop.add_listener(_report)  # type: ignore[no-untyped-call]  # locust leaves it unannotated
+
+
+# ---- named load shapes and the p95 threshold ---------------------------------------------------
+
+
+def shape_stage(shape: str, elapsed: float, users: int, seconds: float) -> tuple[int, float] | None:
+    """(users, spawn rate per second) ``elapsed`` seconds into a run of ``shape``; None: it is over.
+
+    steady: ``users`` throughout, reached in the first tenth. peak: a quarter of ``users``, then
+    all of them from 40% to 70% of the run, then a quarter again. stress: five equal steps up to
+    ``users``. soak: half of ``users`` for the whole (long) run. Every shape ends at ``seconds``.
+    """
+    if elapsed >= seconds:
+        return None
+    ramp = max(users / max(seconds * 0.1, 1.0), 1.0)  # users per second: there within a tenth
+    fraction = elapsed / seconds
+    if shape == "steady":
+        return users, ramp
+    if shape == "peak":
+        base = max(users // 4, 1)
+        return (users if 0.4 <= fraction < 0.7 else base), ramp
+    if shape == "stress":
+        step = min(int(fraction * 5) + 1, 5)
+        return max(users * step // 5, 1), ramp
+    if shape == "soak":
+        return max(users // 2, 1), ramp
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+if SETTINGS.shape is not None:
+    # Defined only when asked for: Locust uses any shape class it finds, over -u/-r/-t.
+
+    class FerryShape(LoadTestShape):
+        def tick(self) -> tuple[int, float] | None:
+            s = SETTINGS
+            assert s.shape is not None
+            elapsed = self.get_run_time()  # type: ignore[no-untyped-call]  # locust leaves it unannotated
+            return shape_stage(s.shape, elapsed, s.shape_users, s.shape_seconds)
+
+
+def _threshold(environment: Environment, **_: Any) -> None:
+    limit = SETTINGS.p95_ms
+    if limit is None or isinstance(environment.runner, WorkerRunner):
+        return  # the master (or a local runner) has every worker's statistics
+    total = environment.stats.total
+    if not total.num_requests:
+        return
+    p95 = total.get_response_time_percentile(0.95)
+    if p95 is not None and p95 > limit:
+        print(
+            f"ferry: p95 {p95:.0f} ms is over FERRY_P95_MS={limit:g}: the run fails",
+            file=sys.stderr,
+            flush=True,
+        )
+        environment.process_exit_code = 1
+    else:
+        print(f"ferry: p95 {p95 or 0:.0f} ms, within FERRY_P95_MS={limit:g}", file=sys.stderr, flush=True)
+
+
+events.quitting.add_listener(_threshold)  # type: ignore[no-untyped-call]  # locust leaves it unannotated

@@ -57,6 +57,7 @@ class Run:
     csv_rows: dict[str, dict[str, str]]
     summary: dict[str, Any]  # the locustfile's FERRY_LOAD_SUMMARY
     seconds: float
+    users: list[int]  # running users, once a second (--csv-full-history)
 
     def count(self, name: str) -> int:
         return self.requests.get(name, 0)
@@ -160,9 +161,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, mlflow_uri: 
 
 
 def run_locust(stack: Stack, out: Path, env: dict[str, str], seconds: int = 5) -> Run:
-    """``locust --headless`` as the README shows it, with a CSV report and the JSON summary."""
+    """``locust --headless`` as the README shows it, with a CSV report and the JSON summary.
+    With FERRY_SHAPE in ``env`` the shape sets users and duration, so -u/-r/-t are left out."""
     prefix, summary = out / "locust", out / "summary.json"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    size = [] if "FERRY_SHAPE" in env else ["-u", str(USERS), "-r", str(USERS), "-t", f"{seconds}s"]
     started = time.monotonic()
     proc = subprocess.run(
         [
@@ -172,12 +175,8 @@ def run_locust(stack: Stack, out: Path, env: dict[str, str], seconds: int = 5) -
             "--host",
             stack.gateway,
             "--headless",
-            "-u",
-            str(USERS),
-            "-r",
-            str(USERS),
-            "-t",
-            f"{seconds}s",
+            *size,
+            "--csv-full-history",
             "--stop-timeout",
             "10",  # users finish the request in flight, so every request is counted
             "--csv",
@@ -204,8 +203,12 @@ def run_locust(stack: Stack, out: Path, env: dict[str, str], seconds: int = 5) -
     if Path(f"{prefix}_stats.csv").exists():
         with open(f"{prefix}_stats.csv", newline="") as f:
             csv_rows = {r["Name"]: r for r in csv.DictReader(f)}
+    users: list[int] = []
+    if Path(f"{prefix}_stats_history.csv").exists():
+        with open(f"{prefix}_stats_history.csv", newline="") as f:
+            users = [int(r["User Count"]) for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
     doc = json.loads(summary.read_text()) if summary.exists() else {}
-    return Run(proc.returncode, proc.stdout + proc.stderr, requests, failures, csv_rows, doc, elapsed)
+    return Run(proc.returncode, proc.stdout + proc.stderr, requests, failures, csv_rows, doc, elapsed, users)
 
 
 def assert_csv_plausible(run: Run) -> None:
@@ -319,6 +322,19 @@ def test_real_failures_fail_the_run(stack: Stack, tmp_path: Path) -> None:
         ({}, "set FERRY_API_KEY (an API key) or FERRY_TOKEN (a JWT)"),
         ({"FERRY_API_KEY": "k", "FERRY_PROTOCOL": "v3"}, "FERRY_PROTOCOL must be one of v1, v2, both"),
         ({"FERRY_API_KEY": "k", "FERRY_PREVIEW_SHARE": "30%"}, "FERRY_PREVIEW_SHARE must be a number"),
+        (
+            {"FERRY_API_KEY": "k", "FERRY_SHAPE": "burst"},
+            "FERRY_SHAPE must be one of steady, peak, stress, soak",
+        ),
+        ({"FERRY_API_KEY": "k", "FERRY_USERS": "v3"}, "FERRY_USERS must be one of v1, v2, preview, mixed"),
+        (
+            {"FERRY_API_KEY": "k", "FERRY_USERS": "v1", "FERRY_PROTOCOL": "v2"},
+            "set FERRY_USERS or FERRY_PROTOCOL, not both",
+        ),
+        (
+            {"FERRY_API_KEY": "k", "FERRY_SHAPE": "peak", "FERRY_SHAPE_USERS": "0"},
+            "FERRY_SHAPE_USERS must be",
+        ),
     ],
 )
 def test_misconfiguration_is_refused_before_any_request(
@@ -329,3 +345,49 @@ def test_misconfiguration_is_refused_before_any_request(
     assert run.returncode != 0
     assert message in run.output
     assert not run.requests and not (tmp_path / "locust_stats.csv").exists()
+
+
+def test_a_named_shape_sets_the_users_over_time_and_ends_by_itself(stack: Stack, tmp_path: Path) -> None:
+    """peak: a quarter of the users, all of them from 40% to 70% of the run, a quarter again."""
+    env = {"FERRY_API_KEY": DEV_KEYS["dev-pro"], "FERRY_SHAPE": "peak"}
+    run = run_locust(stack, tmp_path, {**env, "FERRY_SHAPE_USERS": "8", "FERRY_SHAPE_SECONDS": "10"})
+    assert run.returncode == 0 and run.failed == 0, run.output[-3000:]
+    assert run.seconds < 60, f"the shape should have ended the run after 10 s, took {run.seconds:.0f} s"
+    assert max(run.users) == 8 and 2 in run.users, run.users
+    top = run.users.index(8)
+    assert 2 in run.users[:top] and 2 in run.users[top:], f"no way up and back down: {run.users}"
+
+
+def test_a_p95_over_its_threshold_fails_the_run_and_says_so(stack: Stack, tmp_path: Path) -> None:
+    env = {"FERRY_API_KEY": DEV_KEYS["dev-pro"], "FERRY_SHAPE": "steady", "FERRY_SHAPE_SECONDS": "3"}
+    strict = run_locust(stack, tmp_path, {**env, "FERRY_SHAPE_USERS": "2", "FERRY_P95_MS": "0.001"})
+    assert strict.returncode == 1 and strict.failed == 0, strict.output[-3000:]
+    assert "is over FERRY_P95_MS=0.001: the run fails" in strict.output
+    easy = run_locust(stack, tmp_path, {**env, "FERRY_SHAPE_USERS": "2", "FERRY_P95_MS": "60000"})
+    assert easy.returncode == 0 and "within FERRY_P95_MS=60000" in easy.output, easy.output[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("users", "rows"),
+    [
+        ("v2", {"v2 infer -> v{v} blue"}),
+        ("preview", {"v1 predict (preview) -> v{v} green"}),
+    ],
+)
+def test_a_named_user_class_sends_what_its_name_says(
+    stack: Stack, tmp_path: Path, users: str, rows: set[str]
+) -> None:
+    run = run_locust(stack, tmp_path, {"FERRY_TOKEN": dev_token(stack), "FERRY_USERS": users}, seconds=2)
+    assert run.returncode == 0 and run.failed == 0, run.output[-3000:]
+    assert set(run.requests) == {r.format(v=stack.version) for r in rows}, sorted(run.requests)
+
+
+def test_the_mixed_class_sends_both_protocols_batches_and_some_preview(stack: Stack, tmp_path: Path) -> None:
+    run = run_locust(stack, tmp_path, {"FERRY_TOKEN": dev_token(stack), "FERRY_USERS": "mixed"}, seconds=8)
+    assert run.returncode == 0 and run.failed == 0, run.output[-3000:]
+    names = set(run.requests)
+    assert any(n.startswith("v1 predict ->") for n in names) and any(
+        n.startswith("v2 infer ->") for n in names
+    )
+    # think time: 4 users pausing about half a second each send far fewer than back to back
+    assert 10 <= run.total <= 4 * 8 / 0.25, f"{run.total} requests in 8 s"
