@@ -34,4 +34,4 @@ test-cluster: tools ## the cluster tier: the local kwok cluster (started on dema
 test-node: tools ## the node tier: the local real node and the whole `make up` stack (needs root)
 	@$(PYTEST) -m node -q
 
-bench: bench-predictor bench-gateway bench-operator ## every benchmark, side by side with the alternatives (JSON under .local/bench/)
+bench: bench-predictor bench-gateway bench-operator bench-rollout ## every benchmark, side by side with the alternatives (JSON under .local/bench/)
