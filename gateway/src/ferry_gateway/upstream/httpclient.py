@@ -124,9 +124,13 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+RetryHook = Callable[[str, str], None]  # (the request's tag, RETRY_REASONS entry)
+
+
 class HttpClient:
-    def __init__(self, max_idle_per_origin: int = 512) -> None:
+    def __init__(self, max_idle_per_origin: int = 512, on_retry: RetryHook | None = None) -> None:
         self.max_idle = max_idle_per_origin
+        self._on_retry = on_retry
         self._idle: dict[Origin, list[_Connection]] = {}
         self._ssl = ssl.create_default_context()
         self._only: frozenset[Origin] | None = None  # None: every origin may keep idle connections
@@ -169,23 +173,19 @@ class HttpClient:
         body: bytes = b"",
         response_timeout: float = 30.0,
         connect_timeout: float = 2.0,
-        on_retry: Callable[[str], None] | None = None,
+        tag: str = "-",
     ) -> Response:
         """One request; raises UpstreamConnectError, TimeoutError, or ConnectionError.
 
         Sent once more on a fresh connection when the upstream provably answered nothing; the
-        reason (RETRY_REASONS) goes to ``on_retry``, whatever the second attempt's outcome.
+        client's ``on_retry`` hook gets ``tag`` and the reason (RETRY_REASONS), whatever the
+        second attempt's outcome.
         """
         head = [f"{method} {path} HTTP/1.1\r\n".encode(), b"host: ", origin.host_header, b"\r\n"]
         for name, value in headers:
             head += [name, b": ", value, b"\r\n"]
         head += [b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body]
         data = b"".join(head)
-
-        def again(reason: str) -> None:
-            if on_retry is not None:
-                on_retry(reason)
-
         for attempt in (0, 1):
             idle = self._idle.get(origin)
             conn = None
@@ -202,7 +202,8 @@ class HttpClient:
                     # Refused (a pod going away, an endpoint not yet removed): nothing was sent.
                     # A timed-out connect is not retried: the caller's deadline is already spent.
                     if attempt == 0 and not exc.timed_out:
-                        again("refused")
+                        if self._on_retry is not None:
+                            self._on_retry(tag, "refused")
                         continue
                     raise
             future = conn.send(data)
@@ -215,7 +216,8 @@ class HttpClient:
                 # connection closed just as it was reused) or a backend shutting down. Sent again
                 # once, on a fresh connection; never after part of an answer arrived.
                 if attempt == 0 and not exc.received_any:
-                    again("keepalive" if reused else "reset")
+                    if self._on_retry is not None:
+                        self._on_retry(tag, "keepalive" if reused else "reset")
                     continue
                 raise
             except BaseException:

@@ -57,6 +57,10 @@ class UpstreamResponse:
     seconds: float
 
 
+def _count_retry(model: str, reason: str) -> None:
+    metrics.UPSTREAM_RETRIES.labels(model, reason).inc()
+
+
 class UpstreamPool:
     def __init__(
         self,
@@ -72,7 +76,7 @@ class UpstreamPool:
         self.breaker_reset = breaker_reset
         self._breakers: dict[str, CircuitBreaker] = {}
         self._origins: dict[str, Origin] = {}
-        self._client = HttpClient(max_idle_per_upstream)
+        self._client = HttpClient(max_idle_per_upstream, on_retry=_count_retry)
 
     async def start(self) -> None:
         pass
@@ -156,7 +160,7 @@ class UpstreamPool:
                     body,
                     self.response_timeout,
                     self.connect_timeout,
-                    lambda reason: metrics.UPSTREAM_RETRIES.labels(model, reason).inc(),
+                    model,
                 )
         except TimeoutError:
             self._failed(model, base, breaker, "timeout")
