@@ -22,7 +22,7 @@ from ferry_common.timefmt import format_time
 
 from ferry_operator import cliwebhook
 from ferry_operator.builders import service_names
-from ferry_operator.cliargs import Exit, build_parser, complete_words, completion_script
+from ferry_operator.cliargs import Exit, Failure, build_parser, complete_words, completion_script
 from ferry_operator.cliview import (
     MACHINE_FORMATS,
     command_refused,
@@ -148,15 +148,6 @@ class Cluster:
         return value
 
 
-class Failure(Exception):
-    """A failure with its exit code and the message for stderr."""
-
-    def __init__(self, code: Exit, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def _api_message(exc: Any) -> str:
     try:
         body = json.loads(exc.body or "{}")
@@ -200,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         print(completion_script(parser, args.shell), end="")
         return int(Exit.OK)
     if args.cmd == "webhook" and args.action == "register":
-        return int(_webhook_register(args))  # MLflow only: no cluster needed
+        try:
+            return int(_webhook_register(args))  # MLflow only: no cluster needed
+        except Failure as failure:
+            print(f"error: {failure.message}", file=sys.stderr)
+            return int(failure.code)
     ns: str | None = args.namespace
     if args.kubeconfig and not Path(args.kubeconfig).is_file():
         print(f"error: --kubeconfig {args.kubeconfig}: no such file", file=sys.stderr)
@@ -236,12 +231,7 @@ def _get(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
 
 
 def _mlflow(args: argparse.Namespace) -> cliwebhook.Mlflow:
-    token = None
-    if args.token_file:
-        try:
-            token = Path(args.token_file).read_text().strip()
-        except OSError as exc:
-            raise Failure(Exit.USAGE, f"--token-file {args.token_file}: {exc.strerror}") from None
+    token = cliwebhook.read_file("--token-file", args.token_file, sys.stdin) if args.token_file else None
     return cliwebhook.Mlflow(args.mlflow, token)
 
 
@@ -249,21 +239,14 @@ def _webhook_register(args: argparse.Namespace) -> Exit:
     missing = [
         flag for flag, value in (("--url", args.url), ("--secret-file", args.secret_file)) if not value
     ]
-    try:
-        if missing:
-            raise Failure(Exit.USAGE, f"webhook register needs {' and '.join(missing)}")
-        secret = cliwebhook.read_secret(args.secret_file, sys.stdin)
-        return cliwebhook.register(_mlflow(args), args.name, args.url, secret, sys.stdout)
-    except (Failure, cliwebhook.WebhookFailure) as failure:
-        print(f"error: {failure.message}", file=sys.stderr)
-        return failure.code
+    if missing:
+        raise Failure(Exit.USAGE, f"webhook register needs {' and '.join(missing)}")
+    secret = cliwebhook.read_secret(args.secret_file, sys.stdin)
+    return cliwebhook.register(_mlflow(args), args.name, args.url, secret, sys.stdout)
 
 
 def _webhook_status(cluster: Cluster, args: argparse.Namespace, ns: str) -> Exit:
-    try:
-        webhooks = _mlflow(args).webhooks()
-    except cliwebhook.WebhookFailure as failure:
-        raise Failure(failure.code, failure.message) from None
+    webhooks = _mlflow(args).webhooks()
     notified = cluster.notified(None if args.all_namespaces else ns)
     print("\n".join(cliwebhook.status_lines(webhooks, notified)))
     return Exit.OK

@@ -34,6 +34,15 @@ class Exit(IntEnum):
     UNREACHABLE = 4
 
 
+class Failure(Exception):
+    """A failure with its exit code and the message for stderr."""
+
+    def __init__(self, code: Exit, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 EXIT_MEANINGS = {
     Exit.OK: "done (for status/list/history: shown)",
     Exit.NOT_AS_ASKED: (

@@ -19,19 +19,12 @@ from typing import Any, TextIO
 
 import httpx
 
-from ferry_operator.cliargs import Exit
+from ferry_operator.cliargs import Exit, Failure
 from ferry_operator.registry_events import EVENTS, MIN_SECRET_LENGTH
 from ferry_operator.webhook_server import PATH
 
 API = "/api/2.0/mlflow/webhooks"
 TIMEOUT = 30.0  # MLflow's test delivery waits for the receiver (its own timeout is 30 s)
-
-
-class WebhookFailure(Exception):
-    def __init__(self, code: Exit, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def events_body(events: Iterable[str] = EVENTS) -> list[dict[str, str]]:
@@ -47,15 +40,19 @@ def event_names(events: Iterable[dict[str, str]]) -> list[str]:
     return sorted(f"{e.get('entity', '').lower()}.{e.get('action', '').lower()}" for e in events)
 
 
-def read_secret(path: str, stdin: TextIO) -> str:
-    """The shared secret from a file (``-``: standard input), never from the command line."""
+def read_file(flag: str, path: str, stdin: TextIO) -> str:
+    """A credential from a file (``-``: standard input), never from the command line (ps shows it)."""
     try:
-        text = stdin.read() if path == "-" else Path(path).read_text()
+        return (stdin.read() if path == "-" else Path(path).read_text()).strip()
     except OSError as exc:
-        raise WebhookFailure(Exit.USAGE, f"--secret-file {path}: {exc.strerror}") from None
-    secret = text.strip()
+        raise Failure(Exit.USAGE, f"{flag} {path}: {exc.strerror}") from None
+
+
+def read_secret(path: str, stdin: TextIO) -> str:
+    """The shared secret (--secret-file), as long as the operator requires it."""
+    secret = read_file("--secret-file", path, stdin)
     if len(secret) < MIN_SECRET_LENGTH:
-        raise WebhookFailure(
+        raise Failure(
             Exit.USAGE,
             f"--secret-file {path}: the secret must have at least {MIN_SECRET_LENGTH} characters"
             " (the operator refuses a shorter FERRY_WEBHOOK_SECRET)",
@@ -97,20 +94,20 @@ class Mlflow:
             with self._client() as http:
                 response = http.request(method, f"{API}{path}", json=body, params=params)
         except httpx.HTTPError as exc:
-            raise WebhookFailure(Exit.UNREACHABLE, f"cannot reach MLflow at {self.uri}: {exc}") from None
+            raise Failure(Exit.UNREACHABLE, f"cannot reach MLflow at {self.uri}: {exc}") from None
         try:
             doc: dict[str, Any] = response.json()
         except ValueError:
             doc = {}
         if response.status_code in (401, 403):
-            raise WebhookFailure(
+            raise Failure(
                 Exit.UNREACHABLE, f"MLflow at {self.uri} refused the credentials ({response.status_code})"
             )
         if response.status_code == 404 and not doc.get("error_code"):
-            raise WebhookFailure(Exit.NOT_FOUND, f"MLflow at {self.uri} has no webhook API (MLflow 3.3+ has)")
+            raise Failure(Exit.NOT_FOUND, f"MLflow at {self.uri} has no webhook API (MLflow 3.3+ has)")
         if response.status_code >= 400:
             message = str(doc.get("message") or response.text[:300])
-            raise WebhookFailure(Exit.NOT_AS_ASKED, f"MLflow refused: {message}{hint(message)}")
+            raise Failure(Exit.NOT_AS_ASKED, f"MLflow refused: {message}{hint(message)}")
         return doc
 
     def webhooks(self) -> list[dict[str, Any]]:

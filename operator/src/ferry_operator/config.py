@@ -9,7 +9,7 @@ environment; the handlers get the loaded ``OperatorConfig`` through kopf's memo.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ferry_common import envconfig, runtime
@@ -159,7 +159,7 @@ TABLE: tuple[Var, ...] = (
 class WebhookConfig:
     """The MLflow webhook receiver (on when FERRY_WEBHOOK_SECRET is set)."""
 
-    secret: str
+    secret: str = field(repr=False)  # never printed with the configuration
     host: str = "0.0.0.0"
     port: int = 8443
     tls_dir: Path | None = None
@@ -167,9 +167,6 @@ class WebhookConfig:
     cert_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
     ca_file: Path | None = None
     max_age_seconds: float = registry_events.MAX_AGE_SECONDS
-
-    def __repr__(self) -> str:  # never print the secret
-        return f"WebhookConfig(host={self.host!r}, port={self.port}, tls_dir={self.tls_dir})"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from ferry_common.errors import ErrorCode, FerryError, envelope
+from ferry_common.errors import HTTP_STATUS, ErrorCode, FerryError, envelope
 
 from ferry_operator import registry_events as ev
 from ferry_operator.metrics import WEBHOOK_DELIVERIES, WEBHOOK_LAST_ACCEPTED
@@ -76,9 +76,8 @@ def _json(answer: Answer) -> web.Response:
 
 
 def _refusal(code: ErrorCode, message: str) -> web.Response:
-    err = FerryError(code, message)
     WEBHOOK_DELIVERIES.labels(code.value.lower()).inc()
-    return web.json_response(envelope(code, message), status=err.status)
+    return web.json_response(envelope(code, message), status=HTTP_STATUS[code])
 
 
 class WebhookServer:
@@ -122,10 +121,7 @@ class WebhookServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, ssl_context=server_context(self._tls))
         await site.start()
-        server = site._server  # aiohttp keeps the asyncio server private; it knows the real port
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self._port = sockets[0].getsockname()[1]
+        self._port = self._runner.addresses[0][1]  # the OS's choice when the port was 0
         log.info("MLflow webhooks received on https://%s:%d%s", self._host, self._port, PATH)
 
     async def stop(self) -> None:
