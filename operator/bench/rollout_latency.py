@@ -33,7 +33,7 @@ from typing import Any
 import mlflow
 from ferry_common.contract import GROUP, LABEL_COLOR, VERSION
 from ferry_devcluster.procs import free_port, wait_for
-from ferry_operator import kubeapply, webhook_tls
+from ferry_operator import kubeapply, registry_events, webhook_tls
 from ferry_testing.operator import PLURAL, OperatorProcess, RegisteredModel, md_body, register_echo
 from ferry_testing.servers import mlflow_server
 from ferry_testing.webhooks import trusting
@@ -42,7 +42,6 @@ from kubernetes.dynamic import DynamicClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "bench-rollout-latency-webhook-secret"
-EVENTS = ["model_version_alias.created", "model_version_alias.deleted", "model_version.created"]
 
 
 def log(msg: str) -> None:
@@ -154,12 +153,10 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ferry-bench-rollout-") as tmp:
         work = Path(tmp)
-        ca, cert, key = webhook_tls.generate(["127.0.0.1", "localhost"])
-        (work / "tls").mkdir()
-        (work / "tls" / "tls.crt").write_bytes(cert)
-        (work / "tls" / "tls.key").write_bytes(key)
+        tls = webhook_tls.self_made(["127.0.0.1", "localhost"], None, work / "tls")
+        assert tls.ca_pem is not None
         log("starting an MLflow server set up for webhooks")
-        with mlflow_server(work / "mlflow", env=trusting(ca, work / "mlflow")) as server:
+        with mlflow_server(work / "mlflow", env=trusting(tls.ca_pem, work / "mlflow")) as server:
             model = register_echo(server.url, "ferry-bench-rollout")
             port = free_port()
             url = f"https://127.0.0.1:{port}/hooks/mlflow"
@@ -168,12 +165,12 @@ def main() -> int:
                 "FERRY_WEBHOOK_SECRET": SECRET,
                 "FERRY_WEBHOOK_HOST": "127.0.0.1",
                 "FERRY_WEBHOOK_PORT": str(port),
-                "FERRY_WEBHOOK_TLS_DIR": str(work / "tls"),
+                "FERRY_WEBHOOK_TLS_DIR": str(tls.cert_file.parent),
             }
 
             def register() -> None:
                 reg = mlflow.MlflowClient(tracking_uri=server.url)
-                reg.create_webhook("bench", url, EVENTS, secret=SECRET)  # type: ignore[arg-type]
+                reg.create_webhook("bench", url, list(registry_events.EVENTS), secret=SECRET)  # type: ignore[arg-type]
 
             webhooks = mode("webhooks", kubeconfig, api, model, hooks, a.rounds, 120, work, 0.0, register)
             polling = mode(

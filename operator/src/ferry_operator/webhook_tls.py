@@ -102,13 +102,15 @@ def generate(hosts: Sequence[str], now: datetime.datetime | None = None) -> tupl
     return ca.public_bytes(pem), cert.public_bytes(pem), key_pem
 
 
-def self_made(hosts: Sequence[str], ca_file: Path | None) -> Material:
+def self_made(hosts: Sequence[str], ca_file: Path | None, directory: Path | None = None) -> Material:
     """A fresh CA and serving certificate; the CA written to ``ca_file`` when given.
 
-    The key goes to a private temporary directory (``ssl`` loads only from files).
+    tls.crt and tls.key go to ``directory`` (a new private temporary one when None: ``ssl`` loads
+    only from files), laid out as a mounted ``kubernetes.io/tls`` Secret, so ``from_dir`` reads it.
     """
     ca_pem, cert_pem, key_pem = generate(hosts)
-    where = Path(tempfile.mkdtemp(prefix="ferry-webhook-tls-"))
+    where = directory or Path(tempfile.mkdtemp(prefix="ferry-webhook-tls-"))
+    where.mkdir(parents=True, exist_ok=True)
     cert_file, key_file = where / "tls.crt", where / "tls.key"
     cert_file.write_bytes(cert_pem)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

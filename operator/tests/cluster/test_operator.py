@@ -28,6 +28,7 @@ from ferry_testing.operator import (
     get_md,
     get_or_none,
     isvc,
+    kubectl_ferry,
     md_body,
     selector,
     wait_phase,
@@ -279,14 +280,7 @@ def test_operator_killed_mid_rollout_converges_and_second_pass_is_a_noop(
 
 
 def ferry(kubeconfig: str, *args: str) -> str:
-    exe = Path(sys.executable).parent / "kubectl-ferry"
-    done = subprocess.run(
-        [str(exe), "--kubeconfig", kubeconfig, *args],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-    )
+    done = kubectl_ferry("--kubeconfig", kubeconfig, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -7,12 +7,8 @@ would (``ferry_testing.webhooks``), and the webhook is created with MLflow's own
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +19,14 @@ from ferry_devcluster.procs import Server, wait_for
 from ferry_operator import app
 from ferry_operator import registry_events as ev
 from ferry_operator.config import WebhookConfig
+from ferry_testing.gateway import LoopThread
+from ferry_testing.operator import kubectl_ferry
 from ferry_testing.servers import mlflow_server
 from ferry_testing.webhooks import trusting
 from mlflow import MlflowClient
 
 SECRET = "the-operators-webhook-secret"
-EVENTS = [ev.ALIAS_CREATED, ev.ALIAS_DELETED, ev.VERSION_CREATED]
+EVENTS = list(ev.EVENTS)
 
 
 class Running:
@@ -39,10 +37,8 @@ class Running:
         self.events: list[ev.RegistryEvent] = []
         config = WebhookConfig(secret=SECRET, host="127.0.0.1", port=0, ca_file=ca_file)
         self.server = app.webhook_server(config, self._on_event)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
+        self.loop = LoopThread()
+        self.loop.run(self.server.start())
         self.url = f"https://127.0.0.1:{self.server.port}/hooks/mlflow"
 
     def _on_event(self, event: ev.RegistryEvent) -> list[ev.Key]:
@@ -50,9 +46,8 @@ class Running:
         return []
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self.loop.run(self.server.stop())
+        self.loop.stop()
 
 
 @pytest.fixture(scope="module")
@@ -133,21 +128,16 @@ def test_the_endpoint_answers_the_envelope_to_anything_else(receiver: Running) -
         assert huge.status_code == 413 and huge.json()["error_code"] == "PAYLOAD_TOO_LARGE"
 
 
-def plugin(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "kubectl-ferry"
-    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, timeout=120)
-
-
 def test_the_plugin_registers_the_webhook_and_mlflow_test_delivers_to_it(
     receiver: Running, mlflow: Server, tmp_path: Path
 ) -> None:
     secret = tmp_path / "secret"
     secret.write_text(SECRET + "\n")
     args = ["webhook", "register", "--mlflow", mlflow.url, "--url", receiver.url, "--name", "by-plugin"]
-    first = plugin(*args, "--secret-file", str(secret))
+    first = kubectl_ferry(*args, "--secret-file", str(secret))
     assert first.returncode == 0, first.stderr + first.stdout
     assert "created MLflow webhook 'by-plugin'" in first.stdout and "test delivery: 202" in first.stdout
-    again = plugin(*args, "--secret-file", "-", stdin=SECRET)  # the same name: brought up to date
+    again = kubectl_ferry(*args, "--secret-file", "-", stdin=SECRET)  # the same name: brought up to date
     assert again.returncode == 0 and "updated MLflow webhook 'by-plugin'" in again.stdout
     hooks = [w for w in MlflowClient(tracking_uri=mlflow.url).list_webhooks() if w.name == "by-plugin"]
     assert len(hooks) == 1 and sorted(str(e) for e in hooks[0].events) == sorted(EVENTS)
@@ -157,16 +147,16 @@ def test_the_plugin_says_why_mlflow_cannot_deliver(receiver: Running, mlflow: Se
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-operators-secret-at-all")
     args = ["webhook", "register", "--mlflow", mlflow.url, "--url", receiver.url, "--name", "wrong"]
-    result = plugin(*args, "--secret-file", str(wrong))
+    result = kubectl_ferry(*args, "--secret-file", str(wrong))
     assert result.returncode == 1 and "test delivery failed (401)" in result.stdout
     assert "hint: the secret differs from the operator's FERRY_WEBHOOK_SECRET" in result.stdout
     assert "not-the-operators-secret-at-all" not in result.stdout + result.stderr
 
     short = tmp_path / "short"
     short.write_text("tiny")
-    refused = plugin(*args, "--secret-file", str(short))
+    refused = kubectl_ferry(*args, "--secret-file", str(short))
     assert refused.returncode == 2 and "at least 16 characters" in refused.stderr
-    missing = plugin("webhook", "register", "--mlflow", mlflow.url)
+    missing = kubectl_ferry("webhook", "register", "--mlflow", mlflow.url)
     assert missing.returncode == 2 and "needs --url and --secret-file" in missing.stderr
-    down = plugin(*args, "--secret-file", str(wrong), "--mlflow", "http://127.0.0.1:9")
+    down = kubectl_ferry(*args, "--secret-file", str(wrong), "--mlflow", "http://127.0.0.1:9")
     assert down.returncode == 4 and "cannot reach MLflow" in down.stderr

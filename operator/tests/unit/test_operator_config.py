@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 import pytest
 from ferry_common import logs
+from ferry_common.envconfig import ConfigError
 from ferry_operator import __main__ as op_main
 from ferry_operator import app, config, logsetup
 from ferry_operator.builders import PredictorSettings
@@ -159,7 +160,7 @@ def test_the_webhook_settings_are_read_and_the_secret_never_printed() -> None:
 
 
 def test_a_short_webhook_secret_is_refused_without_echoing_it() -> None:
-    with pytest.raises(config.envconfig.ConfigError) as err:
+    with pytest.raises(ConfigError) as err:
         config.load({"FERRY_WEBHOOK_SECRET": "tiny-secret"})
     assert err.value.name == "FERRY_WEBHOOK_SECRET" and "tiny-secret" not in str(err.value)
     assert "at least 16 characters" in str(err.value)

@@ -141,14 +141,19 @@ class RecordingTester:
         return SmokeOutcome(True, "ok")
 
 
-@pytest.fixture
-def world() -> tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester]:
-    md = {
+def following_champion() -> dict[str, Any]:
+    """The ModelDeployment the tests start from: it follows titanic-survival@champion."""
+    return {
         "apiVersion": "ferry.dev/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": NAME, "namespace": NS, "uid": "u1", "generation": 1, "annotations": {}},
         "spec": {"model": {"name": "titanic-survival", "alias": "champion"}},
     }
+
+
+@pytest.fixture
+def world() -> tuple[Reconciler, FakeKube, FakeRegistry, RecordingTester]:
+    md = following_champion()
     kube, registry = FakeKube(md), FakeRegistry()
     tester = RecordingTester(kube)
     config = OperatorConfig(RegistryConfig("http://mlflow"), PredictorSettings("http://mlflow"))
@@ -394,12 +399,7 @@ class OrderedKube(FakeKube):
 
 
 def _world(ingress: PredictorIngress | None) -> tuple[Reconciler, OrderedKube]:
-    md = {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME, "namespace": NS, "uid": "u1", "generation": 1, "annotations": {}},
-        "spec": {"model": {"name": "titanic-survival", "alias": "champion"}},
-    }
+    md = following_champion()
     kube = OrderedKube(md)
     cfg = OperatorConfig(
         RegistryConfig("http://mlflow"), PredictorSettings("http://mlflow"), predictor_ingress=ingress
@@ -474,12 +474,7 @@ async def test_off_never_deletes_a_policy_it_does_not_own_nor_calls_it_a_conflic
 
 async def test_a_refresh_asks_the_registry_before_the_poll_is_due() -> None:
     """What a webhook delivery does: the next pass re-resolves though the poll is not due."""
-    md = {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME, "namespace": NS, "uid": "u1", "generation": 1, "annotations": {}},
-        "spec": {"model": {"name": "titanic-survival", "alias": "champion"}},
-    }
+    md = following_champion()
     kube, registry = FakeKube(md), FakeRegistry()
     config = OperatorConfig(RegistryConfig("http://mlflow"), PredictorSettings("http://mlflow"))
     reconciler = Reconciler(

@@ -8,7 +8,6 @@ starts a subprocess, which the unit tier refuses).
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from ferry_common.errors import ErrorCode, FerryError
 from ferry_operator import registry_events as ev
 from ferry_operator.resource import ModelRef
 from ferry_operator.webhook_server import Receiver
+from ferry_testing.webhooks import signed
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,7 +30,6 @@ def delivery(
     action: str = "created",
     sent_at: float = NOW,
     secret: str = SECRET,
-    delivery_id: str | None = None,
 ) -> tuple[dict[str, str], bytes]:
     payload = {
         "entity": entity,
@@ -39,13 +38,7 @@ def delivery(
         "data": data if data is not None else {"name": "titanic", "alias": "champion", "version": "4"},
     }
     body = json.dumps(payload).encode()
-    did = delivery_id or str(uuid.uuid4())
-    ts = str(int(sent_at))
-    return {
-        ev.DELIVERY_HEADER: did,
-        ev.TIMESTAMP_HEADER: ts,
-        ev.SIGNATURE_HEADER: ev.sign(secret, did, ts, body),
-    }, body
+    return signed(secret, body, sent_at), body
 
 
 def refused(headers: dict[str, str], body: bytes, now: float = NOW) -> FerryError:
@@ -170,11 +163,17 @@ def test_a_replay_is_refused_and_a_new_delivery_is_not() -> None:
     seen.accept(ev.verify(SECRET, *delivery(), NOW + 1), NOW + 1)
 
 
-def test_the_memory_of_deliveries_is_bounded() -> None:
+def test_the_memory_of_deliveries_is_bounded_and_forgets_the_oldest_first() -> None:
     seen = ev.Deliveries(capacity=3)
+
+    def event(i: int) -> ev.RegistryEvent:
+        return ev.RegistryEvent(f"d{i}", int(NOW), ev.ALIAS_CREATED, "m", "a", "1")
+
     for i in range(10):
-        seen.accept(ev.RegistryEvent(f"d{i}", int(NOW), ev.ALIAS_CREATED, "m", "a", "1"), NOW + i)
-    assert len(seen._seen) == 3
+        seen.accept(event(i), NOW)
+    with pytest.raises(FerryError):
+        seen.accept(event(9), NOW)  # among the last three: still a replay
+    seen.accept(event(0), NOW)  # forgotten to keep the memory at three
 
 
 FOLLOWS = [

@@ -85,6 +85,14 @@ def monitoring_crds() -> list[Path]:
     return [po / f"monitoring.coreos.com_{k}.yaml" for k in MONITORING_PLURALS]
 
 
+def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The project's kubectl against ``kubeconfig``; a failure fails the caller with its stderr."""
+    cmd = [str(tools.bin_path("kubectl")), "--kubeconfig", kubeconfig, *args]
+    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+    return result
+
+
 def install_crds(kubeconfig: str) -> None:
     """Apply the chart's CRDs and the Prometheus Operator's (CRDs only, no controller) and wait
     until they are served: a server-side dry run of the chart needs its custom kinds known, and
@@ -92,19 +100,13 @@ def install_crds(kubeconfig: str) -> None:
     cluster. Every chart test module on a cluster calls this, so none depends on another's order.
     """
 
-    def kubectl(*args: str) -> str:
-        cmd = [str(tools.bin_path("kubectl")), "--kubeconfig", kubeconfig, *args]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-        return result.stdout
-
     for crd in [CHART / "crds", *monitoring_crds()]:
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+        kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crd))
     kinds = {"kopf.dev": ("clusterkopfpeerings",), "monitoring.coreos.com": MONITORING_PLURALS}
 
     def served() -> bool:
         return all(
-            all(k in kubectl("api-resources", f"--api-group={group}") for k in plurals)
+            all(k in kubectl(kubeconfig, "api-resources", f"--api-group={group}").stdout for k in plurals)
             for group, plurals in kinds.items()
         )
 

@@ -142,6 +142,14 @@ class OperatorProcess:
         )
 
 
+def kubectl_ferry(
+    *args: str, stdin: str | None = None, timeout: float = WAIT
+) -> subprocess.CompletedProcess[str]:
+    """``kubectl-ferry ARGS`` as kubectl runs it (this environment's entry point), output captured."""
+    exe = Path(sys.executable).parent / "kubectl-ferry"
+    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
 # ---- the cluster, read and waited on ----
 
 

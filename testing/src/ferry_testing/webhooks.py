@@ -14,9 +14,12 @@ one plus the receiver's CA: the same file an administrator would end up with.
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from pathlib import Path
 
 import certifi
+from ferry_operator import registry_events as ev
 
 
 def trusting(ca_pem: bytes, workdir: Path) -> dict[str, str]:
@@ -37,4 +40,16 @@ def trusting(ca_pem: bytes, workdir: Path) -> dict[str, str]:
         "PYTHONPATH": python_path,
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+    }
+
+
+def signed(secret: str, body: bytes, sent_at: float | None = None) -> dict[str, str]:
+    """The three headers MLflow sends with ``body`` (keys lower-case, as the receiver reads them):
+    a fresh delivery id, the sending time (now unless ``sent_at``) and its signature."""
+    delivery_id = str(uuid.uuid4())
+    timestamp = str(int(time.time() if sent_at is None else sent_at))
+    return {
+        ev.DELIVERY_HEADER: delivery_id,
+        ev.TIMESTAMP_HEADER: timestamp,
+        ev.SIGNATURE_HEADER: ev.sign(secret, delivery_id, timestamp, body),
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from ferry_testing.chart import (
     helm,
     http_ok,
     install_crds,
+    kubectl,
     process,
     run_helm,
     values_args,
@@ -38,13 +38,6 @@ def api(kubeconfig: str) -> client.ApiClient:
     install_crds(kubeconfig)
     api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
     return api
-
-
-def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [str(tools.bin_path("kubectl")), "--kubeconfig", kubeconfig, *args]
-    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
-    assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-    return result
 
 
 @pytest.fixture
