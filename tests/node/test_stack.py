@@ -98,10 +98,24 @@ class Deployment:
         return md if ok else None
 
     def wait_stable(self, version: str, timeout: float = ROLLOUT_WAIT) -> dict[str, Any]:
-        md: dict[str, Any] = wait_for(
-            f"{self.name} Stable at version {version}", lambda: self.stable_at(version), timeout, 2
-        )
+        try:
+            md: dict[str, Any] = wait_for(
+                f"{self.name} Stable at version {version}", lambda: self.stable_at(version), timeout, 2
+            )
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.explain()}") from None
         return md
+
+    def explain(self) -> str:
+        """What a user would look at when a rollout is stuck: the status and the events."""
+        st = self.get().get("status") or {}
+        keep = ("phase", "message", "active", "preview", "conditions")
+        events = client.CoreV1Api(self.api).list_namespaced_event(
+            self.ns, field_selector=f"involvedObject.name={self.name}"
+        )
+        by_time = sorted(events.items, key=lambda e: str(e.last_timestamp))
+        told = "\n".join(f"  {e.reason}: {e.message}" for e in by_time)
+        return f"status: {json.dumps({k: st.get(k) for k in keep}, indent=1)}\nevents:\n{told}"
 
     def isvc(self, color: str) -> dict[str, Any] | None:
         try:

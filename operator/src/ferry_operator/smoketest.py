@@ -5,10 +5,16 @@ sends the spec's requests (or the model's MLflow input example) to the preview p
 checks every answer is 2xx, well-formed and, optionally, fast enough. Another implementation can
 be named with ``FERRY_SMOKE_TESTER=package.module:factory`` — the local cluster's pods are
 kwok-simulated and have no HTTP endpoint, so its tests inject one.
+
+A connection the preview never accepted says nothing about the model: right after an operator pod
+starts, the network policy agent may not yet admit its new address to the predictors (kube-router
+answers a refusal, others drop). Such a request is sent again once a second for up to
+``CONNECT_RETRY_SECONDS``; only an answer, or a failure after the request went out, is a verdict.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +24,11 @@ from typing import Any, Protocol
 import httpx
 
 from ferry_operator.resource import Color, SmokeTest
+
+CONNECT_RETRY_SECONDS = 30.0
+CONNECT_RETRY_INTERVAL_SECONDS = 1.0
+# Failures before any byte of the request reached the preview; anything later may have run it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 @dataclass(frozen=True)
@@ -65,9 +76,36 @@ def well_formed(protocol: str, body: Any) -> bool:
 
 
 class HttpSmokeTester:
-    def __init__(self, url_template: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url_template: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        connect_retry_seconds: float = CONNECT_RETRY_SECONDS,
+        connect_retry_interval: float = CONNECT_RETRY_INTERVAL_SECONDS,
+    ) -> None:
         self.url_template = url_template
         self.transport = transport
+        self.connect_retry_seconds = connect_retry_seconds
+        self.connect_retry_interval = connect_retry_interval
+
+    async def _post(self, client: httpx.AsyncClient, path: str, body: Any) -> tuple[httpx.Response, float]:
+        """POST, sending again while the connection is refused, up to the retry window.
+
+        Returns the response and the milliseconds the answered attempt took.
+        """
+        started = time.monotonic()
+        deadline = started + self.connect_retry_seconds
+        attempts = 0
+        while True:
+            attempts += 1
+            sent = time.perf_counter()
+            try:
+                response = await client.post(path, json=body)
+                return response, (time.perf_counter() - sent) * 1000
+            except _NOT_SENT as exc:
+                if time.monotonic() + self.connect_retry_interval > deadline:
+                    raise _Unreachable(exc, attempts, time.monotonic() - started) from exc
+            await asyncio.sleep(self.connect_retry_interval)
 
     async def run(self, target: SmokeTarget) -> SmokeOutcome:
         requests: list[tuple[str, dict[str, Any]]] = [(r.protocol, r.body) for r in target.spec.requests]
@@ -91,14 +129,14 @@ class HttpSmokeTester:
                     if protocol == "v2"
                     else f"/v1/models/{target.md_name}:predict"
                 )
-                started = time.perf_counter()
                 try:
-                    response = await client.post(path, json=body)
+                    response, elapsed_ms = await self._post(client, path, body)
+                except _Unreachable as exc:
+                    return SmokeOutcome(False, f"request {i} ({protocol}) to {base}{path}: {exc}")
                 except httpx.HTTPError as exc:
                     return SmokeOutcome(
                         False, f"request {i} ({protocol}) to {base}{path}: {type(exc).__name__}"
                     )
-                elapsed_ms = (time.perf_counter() - started) * 1000
                 if not 200 <= response.status_code < 300:
                     return SmokeOutcome(
                         False, f"request {i} ({protocol}): HTTP {response.status_code}: {response.text[:200]}"
@@ -116,6 +154,11 @@ class HttpSmokeTester:
                         False, f"request {i} ({protocol}) took {elapsed_ms:.0f} ms > {limit_ms} ms"
                     )
         return SmokeOutcome(True, f"{len(requests)} request(s) answered")
+
+
+class _Unreachable(Exception):
+    def __init__(self, cause: httpx.HTTPError, attempts: int, seconds: float) -> None:
+        super().__init__(f"{type(cause).__name__} ({attempts} attempts in {seconds:.1f} s)")
 
 
 def load_tester(spec: str, url_template: str) -> SmokeTester:

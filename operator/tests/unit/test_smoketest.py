@@ -18,13 +18,20 @@ def target(spec: SmokeTest, example: Any = None) -> SmokeTarget:
     return SmokeTarget("ml", "titanic", {}, Color.green, "4", "titanic-green", spec, get_example)
 
 
-def make_tester(handler: Any, seen: list[httpx.Request] | None = None) -> HttpSmokeTester:
+def make_tester(
+    handler: Any, seen: list[httpx.Request] | None = None, retry_seconds: float = 0.0
+) -> HttpSmokeTester:
     def record(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
         return handler(request)  # type: ignore[no-any-return]
 
-    return HttpSmokeTester("http://{isvc}-predictor.{namespace}", transport=httpx.MockTransport(record))
+    return HttpSmokeTester(
+        "http://{isvc}-predictor.{namespace}",
+        transport=httpx.MockTransport(record),
+        connect_retry_seconds=retry_seconds,
+        connect_retry_interval=0.01,
+    )
 
 
 async def test_default_request_is_the_models_input_example() -> None:
@@ -72,12 +79,46 @@ async def test_failures_name_the_request_and_the_reason(response: httpx.Response
     assert not outcome.passed and reason in outcome.message and "request 0 (v1)" in outcome.message
 
 
-async def test_unreachable_preview_fails_the_check() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
+ONE_REQUEST = SmokeTest.model_validate({"requests": [{"body": {}}]})
 
-    outcome = await make_tester(refuse).run(target(SmokeTest.model_validate({"requests": [{"body": {}}]})))
-    assert not outcome.passed and "ConnectError" in outcome.message
+
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ConnectTimeout])
+async def test_unreachable_preview_fails_the_check_once_the_retry_window_is_over(error: type) -> None:
+    seen: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise error("refused", request=request)
+
+    outcome = await make_tester(refuse, seen, retry_seconds=0.1).run(target(ONE_REQUEST))
+    assert not outcome.passed
+    assert f"{error.__name__} ({len(seen)} attempts in" in outcome.message, outcome.message
+    assert len(seen) > 1
+
+
+async def test_a_preview_not_reachable_yet_is_asked_again_until_it_answers() -> None:
+    # A new operator pod's address is admitted by the network policy agent a moment after it
+    # starts: the refusals before that are not the model's fault.
+    seen: list[httpx.Request] = []
+
+    def refuse_twice(request: httpx.Request) -> httpx.Response:
+        if len(seen) <= 2:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json={"predictions": [1]})
+
+    outcome = await make_tester(refuse_twice, seen, retry_seconds=5.0).run(target(ONE_REQUEST))
+    assert outcome.passed, outcome.message
+    assert len(seen) == 3
+
+
+async def test_a_request_that_went_out_is_not_sent_again() -> None:
+    seen: list[httpx.Request] = []
+
+    def time_out(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    outcome = await make_tester(time_out, seen, retry_seconds=5.0).run(target(ONE_REQUEST))
+    assert not outcome.passed and "ReadTimeout" in outcome.message
+    assert len(seen) == 1
 
 
 async def test_no_requests_and_no_example_fails_clearly() -> None:
