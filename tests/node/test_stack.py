@@ -12,12 +12,13 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from ferry_common.contract import API_VERSION, GROUP, MODEL_DEPLOYMENT, VERSION
-from ferry_devcluster.stack import RELEASE, Stack
+from ferry_devcluster.stack import RELEASE, Stack, dev_token
 from ferry_testing.traffic import ROW, Traffic
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -154,7 +155,9 @@ def deployment(
         registry.delete_registered_model_alias(stack.registered_model, d.alias)
 
 
-def predict_once(stack: Stack, model: str, key: str) -> tuple[int, dict[str, str], bytes]:
+def predict_once(stack: Stack, model: str, key: str | dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    """One prediction through the gateway, with an API key or the given headers."""
+    auth = {"X-API-Key": key} if isinstance(key, str) else key
     u = urlsplit(stack.gateway_url)
     conn = http.client.HTTPConnection(u.hostname or "", u.port or 80, timeout=30)
     try:
@@ -162,7 +165,7 @@ def predict_once(stack: Stack, model: str, key: str) -> tuple[int, dict[str, str
             "POST",
             f"/v1/models/{model}:predict",
             body=json.dumps({"instances": [ROW]}),
-            headers={"Content-Type": "application/json", "X-API-Key": key},
+            headers={"Content-Type": "application/json", **auth},
         )
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
@@ -170,36 +173,74 @@ def predict_once(stack: Stack, model: str, key: str) -> tuple[int, dict[str, str
         conn.close()
 
 
-def test_alias_move_under_steady_traffic_loses_nothing_and_never_goes_back(
-    stack: Stack, versions: list[str], deployment: Callable[[str], Deployment]
+LOAD_CLIENTS, LOAD_RATE = 8, 30.0  # 240 requests/s offered, each keep-alive client on a fixed schedule
+
+
+def test_at_load_a_scale_up_a_rollout_its_scale_down_and_a_deleted_pod_lose_nothing(
+    api: client.ApiClient, stack: Stack, versions: list[str], deployment: Callable[[str], Deployment]
 ) -> None:
     old, new = versions[0], versions[1]
     d = deployment("zd")
     d.create(
         old,
-        predictor={"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}},
-        autoscaling={"minReplicas": 1, "maxReplicas": 2, "metric": "cpu", "target": 80},
+        # The fast path serves 240 requests/s on about 70m of CPU: a small request, so the HPA acts.
+        predictor={"resources": {"requests": {"cpu": "50m", "memory": "256Mi"}}},
+        autoscaling={"minReplicas": 1, "maxReplicas": 2, "metric": "cpu", "target": 50},
         rollout={"autoPromote": True, "scaleDownDelaySeconds": 20, "smokeTest": {}},
     )
     md = d.wait_stable(old)
     old_color = md["status"]["active"]["color"]
-    pro = {"X-API-Key": stack.api_keys["dev-pro"]}
-    wait_for("the gateway routes zd", lambda: predict_once(stack, "zd", pro["X-API-Key"])[0] == 200, 60)
+    # A consumer on the unlimited tier: this measures the rollout, not the limiter.
+    headers = {"Authorization": f"Bearer {dev_token('load', tier='enterprise')}"}
+    wait_for("the gateway routes zd", lambda: predict_once(stack, "zd", headers)[0] == 200, 60)
+    apps, autoscaling, core = client.AppsV1Api(api), client.AutoscalingV2Api(api), client.CoreV1Api(api)
 
-    with Traffic(stack.gateway_url, "zd", pro, clients=3, rate=4.0) as traffic:
-        wait_for("traffic flowing", lambda: len(traffic.snapshot()) >= 12, 30)
+    def ready(color: str) -> int:
+        return apps.read_namespaced_deployment(f"zd-{color}-predictor", d.ns).status.ready_replicas or 0
+
+    def scaled_up(color: str) -> bool:
+        hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(f"zd-{color}-predictor", d.ns)
+        return (hpa.status.desired_replicas or 0) >= 2 and ready(color) >= 2
+
+    with Traffic(stack.gateway_url, "zd", headers, clients=LOAD_CLIENTS, rate=LOAD_RATE) as traffic:
+        wait_for("traffic flowing", lambda: len(traffic.snapshot()) >= 200, 30)
+        traffic.mark("hpa scale-up")
+        wait_for("the HPA to add a replica under the load", lambda: scaled_up(old_color), 300, 2)
+        traffic.mark("rollout")
         d.move_alias(new)
         md = d.wait_stable(new)
-        assert md["status"]["active"]["color"] != old_color
+        new_color = md["status"]["active"]["color"]
+        assert new_color != old_color
+        traffic.mark("old colour's scale-down")
         wait_for(f"old colour {old_color} removed after the delay", lambda: d.isvc(old_color) is None, 180)
+        wait_for("the new colour at two ready replicas", lambda: scaled_up(new_color), 300, 2)
+        traffic.mark("a predictor pod deleted")
+        pods = core.list_namespaced_pod(d.ns, label_selector=f"app=isvc.zd-{new_color}-predictor").items
+        victim = next(p.metadata.name for p in pods if not p.metadata.deletion_timestamp)
+        core.delete_namespaced_pod(victim, d.ns)
+        wait_for(
+            "the deleted pod replaced",
+            lambda: (
+                ready(new_color) >= 2
+                and victim not in {p.metadata.name for p in core.list_namespaced_pod(d.ns).items}
+            ),
+            300,
+            2,
+        )
+        traffic.mark("after")
         seen = len(traffic.snapshot())
-        wait_for("traffic after the old colour went", lambda: len(traffic.snapshot()) >= seen + 24, 60)
-    summary = traffic.summary()
-    print(f"rollout under traffic: {summary}")
+        wait_for("traffic after the pod was replaced", lambda: len(traffic.snapshot()) >= seen + 200, 60)
+    phases = traffic.phases()
+    record = Path(".local/load/rollout-under-load.json")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    offered = LOAD_CLIENTS * LOAD_RATE
+    record.write_text(json.dumps({"offered_per_second": offered, "phases": phases}, indent=1))
+    for p in phases:
+        print(p)
 
-    assert traffic.failures() == [], (traffic.failures()[:5], summary)
+    assert traffic.failures() == [], (traffic.failures()[:5], phases)
     answers = traffic.snapshot()
-    assert {a.version for a in answers} == {old, new}, summary
+    assert {a.version for a in answers} == {old, new}, traffic.summary()
     # Per connection: the old version, then the new one, never back.
     for client_id, seq in traffic.versions_per_client().items():
         switch = seq.index(new)

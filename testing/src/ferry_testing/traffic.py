@@ -8,6 +8,7 @@ that nothing failed and that versions never went back after the switch.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import threading
 import time
@@ -41,8 +42,10 @@ class Traffic:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _marks: list[tuple[str, float]] = field(default_factory=list)
 
     def __enter__(self) -> Traffic:
+        self.mark("start")
         for i in range(self.clients):
             t = threading.Thread(target=self._run, args=(i,), daemon=True, name=f"traffic-{i}")
             t.start()
@@ -51,6 +54,10 @@ class Traffic:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def mark(self, phase: str) -> None:
+        """From now on, answers to requests sent count towards ``phase`` (see ``phases``)."""
+        self._marks.append((phase, time.monotonic()))
 
     def stop(self) -> None:
         self._stop.set()
@@ -117,3 +124,30 @@ class Traffic:
             key = f"{a.status}:{a.version}"
             by_version[key] = by_version.get(key, 0) + 1
         return {"requests": len(answers), "by_status_version": by_version}
+
+    def phases(self) -> list[dict[str, Any]]:
+        """Per phase (between marks, by when a request was sent): count, rate, failures, latencies."""
+        answers = sorted(self.snapshot(), key=lambda a: a.started)
+        bounds = [*self._marks, ("", max((a.finished for a in answers), default=time.monotonic()))]
+        out = []
+        for (name, begin), (_, end) in itertools.pairwise(bounds):
+            these = [a for a in answers if begin <= a.started < end]
+            ms = sorted((a.finished - a.started) * 1000 for a in these)
+
+            def pct(q: float, ms: list[float] = ms) -> float | None:
+                return round(ms[min(len(ms) - 1, int(q * len(ms)))], 1) if ms else None
+
+            seconds = max(end - begin, 1e-9)
+            out.append(
+                {
+                    "phase": name,
+                    "seconds": round(seconds, 1),
+                    "requests": len(these),
+                    "per_second": round(len(these) / seconds, 1),
+                    "failed": sum(1 for a in these if a.status != 200),
+                    "p50_ms": pct(0.50),
+                    "p95_ms": pct(0.95),
+                    "p99_ms": pct(0.99),
+                }
+            )
+        return out
