@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from ferry_common.contract import API_VERSION, GROUP, MODEL_DEPLOYMENT, VERSION
-from ferry_devcluster.stack import RELEASE, Stack, dev_token
+from ferry_devcluster.stack import RELEASE, WEBHOOK_URL, Stack, dev_token
 from ferry_testing.traffic import ROW, Traffic
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -300,6 +303,45 @@ def test_cpu_load_scales_a_colour_and_the_next_rollout_starts_at_that_count(
         ),
         60,
     )
+
+
+def test_an_alias_move_reaches_the_operator_as_the_in_chart_mlflows_webhook(
+    api: client.ApiClient, stack: Stack, versions: list[str], deployment: Callable[[str], Deployment]
+) -> None:
+    old, new = versions[0], versions[1]
+    d = deployment("wh")
+    d.create(old, rollout={"autoPromote": True, "scaleDownDelaySeconds": 0, "smokeTest": {}})
+    d.wait_stable(old)
+    core = client.CoreV1Api(api)
+
+    def notified() -> list[str]:
+        events = core.list_namespaced_event(d.ns, field_selector=f"involvedObject.name={d.name}").items
+        return [e.message for e in events if e.reason == "RegistryNotified" and f"@{d.alias}" in e.message]
+
+    d.move_alias(new)
+    # MLflow (in the chart) -> the operator's HTTPS receiver, across the network policy.
+    (message, *_) = wait_for("the webhook for the alias move acted on", notified, 60)
+    assert f"model_version_alias.created: {stack.registered_model}@{d.alias} -> version {new}" in message
+    d.wait_stable(new)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ferry_operator.cli",
+            "webhook",
+            "status",
+            "--mlflow",
+            stack.mlflow_url,
+            "-n",
+            d.ns,
+        ],
+        env={**os.environ, "KUBECONFIG": stack.kubeconfig},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert WEBHOOK_URL in shown.stdout and f"{d.ns}/{d.name}" in shown.stdout, shown.stdout
 
 
 def test_operator_pod_killed_mid_rollout_the_rollout_completes(

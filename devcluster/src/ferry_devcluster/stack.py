@@ -9,8 +9,10 @@ URL, a token and a curl line that works.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -33,6 +35,9 @@ NAMESPACE = "ferry"
 DEPLOYMENT = "titanic"
 REGISTERED_MODEL = "titanic-survival"
 ALIAS = "champion"
+# The chart's operator.webhook.secretName, and where its receiver listens (values-dev.yaml).
+WEBHOOK_SECRET = "ferry-operator-webhook"
+WEBHOOK_URL = f"https://{RELEASE}-operator-webhook.{NAMESPACE}.svc:8443/hooks/mlflow"
 DEV_KEYS = {
     "dev-free": "fry_dev_free_do_not_use_in_production",
     "dev-pro": "fry_dev_pro_do_not_use_in_production",
@@ -159,6 +164,47 @@ def _clear_interrupted_release() -> None:
         _helm("uninstall", RELEASE, "--wait", "--timeout", "5m")
 
 
+def ensure_webhook_secret() -> str:
+    """The secret MLflow signs its webhooks with: made once, kept across `make up`s."""
+    found = kubectl("-n", NAMESPACE, "get", "secret", WEBHOOK_SECRET, "-o", "json", check=False)
+    if found:
+        return base64.b64decode(json.loads(found)["data"]["FERRY_WEBHOOK_SECRET"]).decode()
+    if not kubectl("get", "namespace", NAMESPACE, "-o", "name", check=False):
+        kubectl("create", "namespace", NAMESPACE)
+    value = secrets.token_hex(32)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": WEBHOOK_SECRET, "namespace": NAMESPACE},
+        "stringData": {"FERRY_WEBHOOK_SECRET": value},
+    }
+    # On stdin, never on a command line (ps would show it).
+    cluster.REAL.kubectl("apply", "-f", "-", input=json.dumps(body))
+    print(f"  created Secret {WEBHOOK_SECRET} (FERRY_WEBHOOK_SECRET, 64 random hex digits)")
+    return value
+
+
+def register_webhook(mlflow_url: str, secret: str) -> None:
+    """MLflow's webhook to the operator; its test delivery proves the path (TLS, signature, policy)."""
+    print(f"  $ kubectl ferry webhook register --mlflow {mlflow_url} --url {WEBHOOK_URL} --secret-file -")
+    argv = [sys.executable, "-m", "ferry_operator.cli", "webhook", "register"]
+    argv += ["--mlflow", mlflow_url, "--url", WEBHOOK_URL, "--secret-file", "-"]
+    # The operator's receiver starts with its pod; the test delivery is retried until it answers.
+    last = ""
+
+    def delivered() -> bool:
+        nonlocal last
+        proc = subprocess.run(argv, input=secret, text=True, capture_output=True, timeout=120)
+        last = (proc.stdout + proc.stderr).strip()
+        return proc.returncode == 0
+
+    try:
+        wait_for("MLflow's test delivery accepted by the operator", delivered, 120, 3, progress=log)
+    except TimeoutError as exc:
+        raise RuntimeError(f"{exc}\n{last}") from None
+    print("  " + last.replace("\n", "\n  "))
+
+
 def install_chart() -> None:
     overrides = {**images.chart_overrides(), "mlflow.extraAllowedHosts[0]": "10.*"}
     sets = [arg for k, v in overrides.items() for arg in ("--set", f"{k}={v}")]
@@ -222,9 +268,12 @@ def apply_sample() -> None:
     wait_for(f"ModelDeployment {DEPLOYMENT} Stable", lambda: _md_phase() == "Stable", 600, 3, progress=log)
 
 
-def dev_token() -> str:
+def dev_token(consumer: str = "dev-pro", tier: str | None = None) -> str:
+    """A JWT the dev gateway accepts, minted by its own dev keys (tier: the token's ``tier`` claim)."""
     gw = f"deploy/{RELEASE}-gateway"
-    return kubectl("-n", NAMESPACE, "exec", gw, "--", "ferry", "token", "--consumer", "dev-pro").strip()
+    extra = ["--tier", tier] if tier else []
+    argv = ["ferry", "token", "--consumer", consumer, *extra]
+    return kubectl("-n", NAMESPACE, "exec", gw, "--", *argv).strip()
 
 
 def _predicts(gateway_url: str) -> bool:
@@ -243,15 +292,22 @@ def up() -> Stack:
             "`make build-images` and `make deploy ENV=dev` (charts/ferry/README.md)"
         )
     t0 = time.monotonic()
-    total = 7
+    total = 8
     _step(1, total, "tools (Go builds, cached by version)", tools.ensure_tools)
     _step(2, total, "the real node (kubelet, containerd, KServe)", cluster.REAL.up)
     _step(3, total, "images (buildah, cached) imported into containerd", images.import_ferry_images)
+    webhook_secret = ensure_webhook_secret()
     _step(4, total, "helm install the chart with dev values", install_chart)
     gateway = f"http://{_cluster_ip(f'{RELEASE}-gateway')}:{_service_port(f'{RELEASE}-gateway')}"
     mlflow_url = f"http://{_cluster_ip(f'{RELEASE}-mlflow')}:{_service_port(f'{RELEASE}-mlflow')}"
-    _step(5, total, f"train Titanic into MLflow at {mlflow_url}", lambda: train(mlflow_url))
-    _step(6, total, "apply the sample ModelDeployment and wait for Stable", apply_sample)
+    _step(
+        5,
+        total,
+        "MLflow's registry webhooks to the operator",
+        lambda: register_webhook(mlflow_url, webhook_secret),
+    )
+    _step(6, total, f"train Titanic into MLflow at {mlflow_url}", lambda: train(mlflow_url))
+    _step(7, total, "apply the sample ModelDeployment and wait for Stable", apply_sample)
     stack = Stack(
         kubeconfig=str(kubeconfig()),
         namespace=NAMESPACE,
@@ -264,7 +320,7 @@ def up() -> Stack:
         bin=bin_path(),
     )
     _step(
-        7,
+        8,
         total,
         "first prediction through the gateway",
         lambda: wait_for("a prediction", lambda: _predicts(gateway), 120, 2, progress=log),

@@ -24,6 +24,7 @@ class Variant:
     file: str
     values: tuple[str, ...]
     about: str
+    sets: tuple[str, ...] = ()
 
 
 VARIANTS = (
@@ -36,7 +37,11 @@ VARIANTS = (
     Variant(
         "ferry-dev.yaml",
         ("values-dev.yaml",),
-        "Development (values-dev.yaml): in-cluster Redis and MLflow, gateway in dev mode. Not for prod.",
+        "Development (values-dev.yaml): in-cluster Redis and MLflow, gateway in dev mode. Not for prod.\n"
+        "# Without MLflow's registry webhooks (the operator polls): they need a Secret and a\n"
+        "# registration first, which `make up` makes (operator README, Registry webhooks).",
+        # Applied as is, nothing creates the webhook's shared secret: the operator would not start.
+        ("operator.webhook.enabled=false",),
     ),
 )
 
@@ -62,6 +67,8 @@ def render(variant: Variant, root: Path = Path("."), helm: str | None = None) ->
     cmd.append("--skip-tests")
     for v in variant.values:
         cmd += ["-f", str(root / CHART / v)]
+    for kv in variant.sets:
+        cmd += ["--set", kv]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     header = (
         yaml_header("charts/ferry (helm template)") + f"# {variant.about}\n"

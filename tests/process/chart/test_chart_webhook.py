@@ -35,7 +35,9 @@ def webhook_rules(docs: list[JSON]) -> list[JSON]:
     return [r for r in policy["spec"]["ingress"] if any(p["port"] == "webhook" for p in r["ports"])]
 
 
-@pytest.mark.parametrize("env", (None, *ENVIRONMENTS), ids=lambda e: e or "default")
+@pytest.mark.parametrize(
+    "env", (None, *(e for e in ENVIRONMENTS if e != "dev")), ids=lambda e: e or "default"
+)
 def test_off_by_default_nothing_listens_and_nothing_is_admitted(env: str | None) -> None:
     docs = template(env)
     container = operator_container(docs)
@@ -117,3 +119,30 @@ def test_the_schema_refuses_bad_settings_naming_them(setting: str, field: str) -
     result = run_helm("template", "t", str(CHART), *values_args(None), *ON, "--set", setting, check=False)
     assert result.returncode != 0 and field in result.stderr, result.stderr
     assert "webhook" in result.stderr
+
+
+def test_dev_the_in_chart_mlflow_delivers_to_the_receiver_and_sees_only_its_ca() -> None:
+    docs = template("dev")
+    assert webhook_rules(docs)[0]["from"] == [
+        {
+            "podSelector": {
+                "matchLabels": {"app.kubernetes.io/name": "ferry", "app.kubernetes.io/component": "mlflow"}
+            }
+        }
+    ]
+    mlflow = named(docs, "Deployment", "t-ferry-mlflow")
+    assert mlflow is not None
+    pod = mlflow["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"] == "true"
+    ca = next(v for v in pod["volumes"] if v["name"] == "webhook-ca")["secret"]
+    # The receiver's CA, never its private key.
+    assert ca == {
+        "secretName": "t-ferry-operator-webhook-tls",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert env["FERRY_EXTRA_CA_FILE"] == f"{mounts['webhook-ca']['mountPath']}/ca.crt"
+    assert env["PYTHONPATH"] == mounts["trust"]["mountPath"]
+    trust = named(docs, "ConfigMap", "t-ferry-mlflow-trust")
+    assert trust is not None and "certifi.where = " in trust["data"]["sitecustomize.py"]
