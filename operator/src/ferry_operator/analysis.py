@@ -1,9 +1,10 @@
 """The analysis verdict: is the preview fit to serve, judged on live traffic mirrored to it.
 
 A pure function of (gates, tally, elapsed time, Prometheus readings), like ``bluegreen.decide``:
-the shell gathers the figures (the gateway's shadow counters for this rollout, the Prometheus
-checks' values) and writes the judgement to ``status.analysis``; the state machine aborts or
-promotes on it. Names follow ``spec.rollout.analysis`` (../shared/DESIGN.md).
+the shell gathers the figures (the gateway's shadow counters for this rollout, read from Redis as
+``ferry_common.shadow_tally`` lays them out, and the Prometheus checks' values) and writes the
+judgement to ``status.analysis``; the state machine aborts or promotes on it. Names follow
+``spec.rollout.analysis`` (../shared/DESIGN.md).
 
 How a verdict is reached, in order:
 - a gate already failed for good fails at once (a Prometheus check out of bounds, or more
@@ -23,6 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
+
+from ferry_common.shadow_tally import Tally
 
 # After the switch the rates are judged from this many live requests on (or minSamples if fewer):
 # enough that one transient error does not roll a good version back, few enough to act in seconds.
@@ -53,17 +56,6 @@ class Gates:
     max_error_rate: float | None = 0.01
     max_latency_ratio: float | None = 1.5
     post_promotion_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class Tally:
-    """The shadow figures for one rollout: mirrored requests, each answered by both colours."""
-
-    samples: int = 0  # mirrored requests the preview answered or failed (the active one answered)
-    agreed: int = 0  # of those, where the preview's predictions agree with the active colour's
-    preview_errors: int = 0  # of those, where the preview failed (non-2xx, malformed, timed out)
-    active_p99_ms: float | None = None  # on the same requests
-    preview_p99_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from ferry_common.shadow_tally import Tally
 from ferry_operator.analysis import (
     LIVE_MIN_SAMPLES,
     Gate,
     Gates,
     Reading,
-    Tally,
     Verdict,
     judge,
     judge_live,
