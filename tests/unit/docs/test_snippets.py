@@ -20,7 +20,7 @@ TIES = [
     snippets.tie(
         "README.md",
         "two-commands",
-        by="tests/node/test_stack.py::test_alias_move_under_steady_traffic_loses_nothing_and_never_goes_back",
+        by="tests/node/test_stack.py::test_at_load_a_scale_up_a_rollout_its_scale_down_and_a_deleted_pod_lose_nothing",
         why="the stack fixture runs `make up`'s own command; `make demo` is run by no test yet",
     ),
     snippets.tie(
