@@ -121,7 +121,16 @@ chart creates that namespace now: NOTES then say to create the Secret there). */
 {{- end -}}
 {{- $w := .Values.operator.webhook -}}
 {{- if and .Values.operator.enabled $w.enabled -}}
+{{- $made := false -}}
+{{- if $w.generateSecret -}}
+{{- /* The chart makes it unless someone else's Secret of that name is there (operator-webhook.yaml). */ -}}
+{{- $existing := lookup "v1" "Secret" $rel $w.secretName -}}
+{{- $owner := dig "metadata" "annotations" "meta.helm.sh/release-name" "" ($existing | default dict) -}}
+{{- if or (not $existing) (eq $owner .Release.Name) }}{{ $made = true }}{{ end -}}
+{{- end -}}
+{{- if not $made -}}
 {{- $secrets = append $secrets (dict "ns" $rel "name" $w.secretName "value" "operator.webhook.secretName: the secret MLflow signs its webhooks with" "keys" (list (list "FERRY_WEBHOOK_SECRET")) "create" "--from-literal=FERRY_WEBHOOK_SECRET=\"$(openssl rand -hex 32)\"") -}}
+{{- end -}}
 {{- end -}}
 {{- if and (include "ferry.testHook" .) .Values.tests.apiKeySecret -}}
 {{- $k := .Values.tests.apiKeySecretKey -}}

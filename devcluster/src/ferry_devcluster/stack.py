@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ NAMESPACE = "ferry"
 DEPLOYMENT = "titanic"
 REGISTERED_MODEL = "titanic-survival"
 ALIAS = "champion"
-# The chart's operator.webhook.secretName, and where its receiver listens (values-dev.yaml).
+# The Secret the chart makes (operator.webhook.secretName), and where the receiver listens.
 WEBHOOK_SECRET = "ferry-operator-webhook"
 WEBHOOK_URL = f"https://{RELEASE}-operator-webhook.{NAMESPACE}.svc:8443/hooks/mlflow"
 DEV_KEYS = {
@@ -164,24 +163,12 @@ def _clear_interrupted_release() -> None:
         _helm("uninstall", RELEASE, "--wait", "--timeout", "5m")
 
 
-def ensure_webhook_secret() -> str:
-    """The secret MLflow signs its webhooks with: made once, kept across `make up`s."""
-    found = kubectl("-n", NAMESPACE, "get", "secret", WEBHOOK_SECRET, "-o", "json", check=False)
-    if found:
-        return base64.b64decode(json.loads(found)["data"]["FERRY_WEBHOOK_SECRET"]).decode()
-    if not kubectl("get", "namespace", NAMESPACE, "-o", "name", check=False):
-        kubectl("create", "namespace", NAMESPACE)
-    value = secrets.token_hex(32)
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": WEBHOOK_SECRET, "namespace": NAMESPACE},
-        "stringData": {"FERRY_WEBHOOK_SECRET": value},
-    }
-    # On stdin, never on a command line (ps would show it).
-    cluster.REAL.kubectl("apply", "-f", "-", input=json.dumps(body))
-    print(f"  created Secret {WEBHOOK_SECRET} (FERRY_WEBHOOK_SECRET, 64 random hex digits)")
-    return value
+def webhook_secret() -> str:
+    """The secret MLflow signs its webhooks with, as the chart made it (operator.webhook.generateSecret)."""
+    found = kubectl(
+        "-n", NAMESPACE, "get", "secret", WEBHOOK_SECRET, "-o", "jsonpath={.data.FERRY_WEBHOOK_SECRET}"
+    )
+    return base64.b64decode(found).decode()
 
 
 def register_webhook(mlflow_url: str, secret: str) -> None:
@@ -296,7 +283,6 @@ def up() -> Stack:
     _step(1, total, "tools (Go builds, cached by version)", tools.ensure_tools)
     _step(2, total, "the real node (kubelet, containerd, KServe)", cluster.REAL.up)
     _step(3, total, "images (buildah, cached) imported into containerd", images.import_ferry_images)
-    webhook_secret = ensure_webhook_secret()
     _step(4, total, "helm install the chart with dev values", install_chart)
     gateway = f"http://{_cluster_ip(f'{RELEASE}-gateway')}:{_service_port(f'{RELEASE}-gateway')}"
     mlflow_url = f"http://{_cluster_ip(f'{RELEASE}-mlflow')}:{_service_port(f'{RELEASE}-mlflow')}"
@@ -304,7 +290,7 @@ def up() -> Stack:
         5,
         total,
         "MLflow's registry webhooks to the operator",
-        lambda: register_webhook(mlflow_url, webhook_secret),
+        lambda: register_webhook(mlflow_url, webhook_secret()),
     )
     _step(6, total, f"train Titanic into MLflow at {mlflow_url}", lambda: train(mlflow_url))
     _step(7, total, "apply the sample ModelDeployment and wait for Stable", apply_sample)

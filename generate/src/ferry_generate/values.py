@@ -93,6 +93,7 @@ class Webhook(TypedDict, total=False):
     enabled: Required[bool]
     port: Port
     secretName: Name
+    generateSecret: bool
     tlsSecretName: OptionalName
     from_: Annotated[list[Object], Field(alias="from")]
 

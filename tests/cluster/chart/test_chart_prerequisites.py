@@ -228,6 +228,26 @@ def test_dev_needs_nothing_but_kserve(kubeconfig: str, place: Place) -> None:
     assert f"helm test {place.release} -n {place.release}" in out
 
 
+def test_dev_makes_the_webhook_secret_but_never_replaces_one_someone_made(
+    kubeconfig: str, place: Place, core: client.CoreV1Api
+) -> None:
+    made = passes(install(kubeconfig, place, "dev", "--set", "gateway.modelNamespace="))
+    assert "kind: Secret\nmetadata:\n  name: ferry-operator-webhook\n" in made
+    # Made by someone else (to hand the same secret to MLflow's administrator): used as it is.
+    create_secret(core, place.release, "ferry-operator-webhook", {"FERRY_WEBHOOK_SECRET": "s" * 32})
+    theirs = passes(install(kubeconfig, place, "dev", "--set", "gateway.modelNamespace="))
+    assert (
+        "name: ferry-operator-webhook\n"
+        not in theirs.split("# Source: ferry/templates/operator-webhook.yaml")[1]
+    )
+    # ...and a Secret of theirs without the key is named, as for any prerequisite.
+    core.delete_namespaced_secret("ferry-operator-webhook", place.release)
+    create_secret(core, place.release, "ferry-operator-webhook", {"other": "x"})
+    assert "has no key FERRY_WEBHOOK_SECRET" in failure(
+        install(kubeconfig, place, "dev", "--set", "gateway.modelNamespace=")
+    )
+
+
 def test_a_runtime_of_the_same_name_outside_the_release_is_named(
     kubeconfig: str, place: Place, core: client.CoreV1Api
 ) -> None:

@@ -146,3 +146,9 @@ def test_dev_the_in_chart_mlflow_delivers_to_the_receiver_and_sees_only_its_ca()
     assert env["PYTHONPATH"] == mounts["trust"]["mountPath"]
     trust = named(docs, "ConfigMap", "t-ferry-mlflow-trust")
     assert trust is not None and "certifi.where = " in trust["data"]["sitecustomize.py"]
+
+
+def test_generate_secret_makes_the_signing_secret_only_when_asked() -> None:
+    made = named(template("dev"), "Secret", "ferry-operator-webhook")
+    assert made is not None and len(base64.b64decode(made["data"]["FERRY_WEBHOOK_SECRET"])) == 64
+    assert named(template(None, *ON), "Secret", "ferry-operator-webhook") is None  # you make it
