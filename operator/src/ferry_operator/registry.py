@@ -8,6 +8,7 @@ waiting can fix it (an outage) or a human must (a missing model).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class Registry:
             timeout=config.timeout_seconds,
             transport=transport,
         )
+        # (name, version) -> its digest, being computed or done: shared by every ModelDeployment.
+        self._digests: dict[tuple[str, str], asyncio.Task[str]] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -166,12 +169,28 @@ class Registry:
         """``ferry_common.digest`` of the version's artifacts, read file by file through the
         tracking server's artifact proxy (``--serve-artifacts``), as a predictor downloads them.
 
-        Every byte of the model crosses the network once, streamed and hashed in constant memory:
-        for a model of gigabytes this is the price of pinning what was deployed. The reconcile
-        asks once per version (the result is kept in status), never per pass. Raises
-        RegistryError: retryable for an outage, not for artifacts the proxy does not serve (a
-        predictor reading them from elsewhere could not be held to the digest).
+        Every byte of the model crosses the network once per operator process, streamed and
+        hashed in constant memory: for a model of gigabytes this is the price of pinning what was
+        deployed. Each ModelDeployment asks once per version (the result is kept in its status);
+        the ModelDeployments that ask for the same version share one computation (500 of them
+        following one alias read the model once, not 500 times), and they all pin what the first
+        read saw. A failure is not remembered: the next pass asks again. Raises RegistryError:
+        retryable for an outage, not for artifacts the proxy does not serve (a predictor reading
+        them from elsewhere could not be held to the digest).
         """
+        key = (name, version)
+        task = self._digests.get(key)
+        if task is None:
+            task = self._digests[key] = asyncio.ensure_future(self._digest(name, version))
+        try:
+            # Shielded: one caller giving up (its reconcile cancelled) does not cancel the others'.
+            return await asyncio.shield(task)
+        finally:
+            failed = task.done() and (task.cancelled() or task.exception() is not None)
+            if failed and self._digests.get(key) is task:
+                del self._digests[key]
+
+    async def _digest(self, name: str, version: str) -> str:
         root = await self._artifact_path(name, version)
         if root is None:
             raise self._failed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import httpx
@@ -85,3 +86,39 @@ async def test_artifacts_outside_the_proxy_cannot_be_verified() -> None:
     with pytest.raises(RegistryError) as err:
         await Registry(RegistryConfig("http://registry"), transport=transport).artifact_digest("m", "1")
     assert err.value.reason == "ArtifactsNotVerifiable" and "proxy" in err.value.message
+
+
+def counting(transport: httpx.MockTransport, seen: list[str]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return transport.handle_request(request)
+
+    return httpx.MockTransport(handler)
+
+
+async def test_many_deployments_of_one_version_read_its_artifacts_once() -> None:
+    # 500 ModelDeployments following one alias each asked for the digest: 500 downloads of the
+    # model saturated the registry (make bench-operator, 44 of 500 Ready after 8 minutes).
+    seen: list[str] = []
+    reg = Registry(RegistryConfig("http://registry"), transport=counting(proxy(STORE), seen))
+    digests = await asyncio.gather(*(reg.artifact_digest("m", "1") for _ in range(50)))
+    assert len(set(digests)) == 1
+    assert sum(p.endswith("model.pkl") for p in seen) == 1
+    assert await reg.artifact_digest("m", "1") == digests[0]
+    assert sum(p.endswith("model.pkl") for p in seen) == 1
+
+
+async def test_a_failed_digest_is_not_remembered() -> None:
+    calls = {"n": 0}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return httpx.Response(503, json={"message": "overloaded"})
+        return proxy(STORE).handle_request(request)
+
+    reg = Registry(RegistryConfig("http://registry"), transport=httpx.MockTransport(flaky))
+    with pytest.raises(RegistryError) as err:
+        await reg.artifact_digest("m", "1")
+    assert err.value.retryable
+    assert await reg.artifact_digest("m", "1") == await reg.artifact_digest("m", "1")
