@@ -3,6 +3,7 @@
 MLFLOW_TRACKING_URI ?= http://127.0.0.1:5000
 FERRY_REGISTRY_POLL_SECONDS ?= 30
 BENCH_DIR ?= .local/bench
+COUNTS ?= 50,200,500
 
 .PHONY: install-crds uninstall-crds run-operator run bench-operator bench-rollout
 
@@ -28,8 +29,8 @@ run-operator: install-crds ## run the operator locally against KUBECONFIG and ML
 
 run: run-operator ## the same as run-operator
 
-bench-operator: install-crds ## time 50 ModelDeployments from apply to Ready and the operator's memory (JSON in .local/bench/)
-	KUBECONFIG="$(KUBECONFIG)" $(PY) operator/bench/operator_bench.py --count 50 --out "$(BENCH_DIR)/operator.json"
+bench-operator: install-crds ## the operator at 50, 200, 500 ModelDeployments (COUNTS=...): apply to Ready, alias move to served, CPU, peak memory (JSON in .local/bench/)
+	KUBECONFIG="$(KUBECONFIG)" $(PY) operator/bench/operator_bench.py --counts "$(COUNTS)" --out "$(BENCH_DIR)/operator.json"
 
 bench-rollout: install-crds ## alias move in MLflow -> rollout started / promoted, webhooks vs polling, median of 5 (JSON in .local/bench/)
 	KUBECONFIG="$(KUBECONFIG)" $(PY) operator/bench/rollout_latency.py --rounds 5 --out "$(BENCH_DIR)/rollout.json"
