@@ -31,11 +31,10 @@ def test_each_rollout_picks_its_own_requests() -> None:
 
 
 @given(st.text(max_size=40), st.text(max_size=8), st.floats(0, 100), st.floats(0, 100))
-def test_the_choice_is_stable_and_a_larger_share_keeps_the_smaller_ones_requests(
+def test_a_larger_share_keeps_the_smaller_ones_requests(
     request_id: str, rollout: str, p: float, q: float
 ) -> None:
     low, high = sorted((p, q))
-    assert mirrored(request_id, rollout, low) == mirrored(request_id, rollout, low)
     if mirrored(request_id, rollout, low):
         assert mirrored(request_id, rollout, high)
 
