@@ -110,15 +110,18 @@ class Deployment:
             raise TimeoutError(f"{exc}\n{self.explain()}") from None
         return md
 
+    def events(self) -> list[Any]:
+        """The Kubernetes events about this ModelDeployment, oldest first."""
+        found = client.CoreV1Api(self.api).list_namespaced_event(
+            self.ns, field_selector=f"involvedObject.name={self.name}"
+        )
+        return sorted(found.items, key=lambda e: str(e.last_timestamp))
+
     def explain(self) -> str:
         """What a user would look at when a rollout is stuck: the status and the events."""
         st = self.get().get("status") or {}
         keep = ("phase", "message", "active", "preview", "conditions")
-        events = client.CoreV1Api(self.api).list_namespaced_event(
-            self.ns, field_selector=f"involvedObject.name={self.name}"
-        )
-        by_time = sorted(events.items, key=lambda e: str(e.last_timestamp))
-        told = "\n".join(f"  {e.reason}: {e.message}" for e in by_time)
+        told = "\n".join(f"  {e.reason}: {e.message}" for e in self.events())
         return f"status: {json.dumps({k: st.get(k) for k in keep}, indent=1)}\nevents:\n{told}"
 
     def isvc(self, color: str) -> dict[str, Any] | None:
@@ -327,11 +330,11 @@ def test_an_alias_move_reaches_the_operator_as_the_in_chart_mlflows_webhook(
     d = deployment("wh")
     d.create(old, rollout={"autoPromote": True, "scaleDownDelaySeconds": 0, "smokeTest": {}})
     d.wait_stable(old)
-    core = client.CoreV1Api(api)
 
     def notified() -> list[str]:
-        events = core.list_namespaced_event(d.ns, field_selector=f"involvedObject.name={d.name}").items
-        return [e.message for e in events if e.reason == "RegistryNotified" and f"@{d.alias}" in e.message]
+        return [
+            e.message for e in d.events() if e.reason == "RegistryNotified" and f"@{d.alias}" in e.message
+        ]
 
     d.move_alias(new)
     # MLflow (in the chart) -> the operator's HTTPS receiver, across the network policy.
