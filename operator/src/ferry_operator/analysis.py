@@ -74,11 +74,12 @@ class Reading:
 
     def breach(self) -> str | None:
         """The bound the value is beyond, if it is (no data breaches nothing)."""
-        if self.value is None or not self.has_data:
+        value = self.value
+        if value is None or math.isnan(value):
             return None
-        if self.min is not None and self.value < self.min:
+        if self.min is not None and value < self.min:
             return f"below its min {self.min:g}"
-        if self.max is not None and self.value > self.max:
+        if self.max is not None and value > self.max:
             return f"above its max {self.max:g}"
         return None
 
